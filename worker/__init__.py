@@ -1,0 +1,1 @@
+"""wasmjob: durable, sandboxed WebAssembly jobs on a Celery worker fleet."""
