@@ -108,7 +108,12 @@ class Usage:
 
 @dataclass
 class Outcome:
-    """The end of one run: completed with a result, interrupted, or failed with a reason."""
+    """The end of one run: completed with a result, interrupted, or failed with a reason.
+
+    ``failure`` names the kind of failure (``trap``, ``fuel``, ``timeout``, ``memory``,
+    ``guest``, ``bad_return``, ``bad_pointer``, ``module``, ``store``, ``lease``);
+    ``infrastructure`` marks failures that are not the guest's fault and deserve a retry.
+    """
 
     job_id: str
     status: Status
@@ -122,7 +127,10 @@ class Outcome:
     items: int = 0
     bytes: int = 0
     usage: Usage = field(default_factory=Usage)
+    failure: str | None = None
     infrastructure: bool = False
+    logs: list[Any] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

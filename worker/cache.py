@@ -1,0 +1,170 @@
+"""Compiled modules, cached by content digest in memory (LRU) and on disk.
+
+Disk artifacts are wasmtime's serialized code, which runs without checks when
+loaded, so only artifacts this host wrote are read back: each file carries an
+HMAC made with a key that lives in the private (0700) cache directory, and a
+file whose tag, length or engine fingerprint does not match is recompiled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+import wasmtime
+
+from .errors import ModuleError
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"WJMC1\n"
+TAG_LEN = 32
+
+
+def digest_of(wasm: bytes) -> str:
+    """The content address of a module: ``sha256:<hex>``."""
+    return "sha256:" + hashlib.sha256(wasm).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("wasmjob")) / "modules"
+
+
+@dataclass
+class CacheStats:
+    memory_hits: int = 0
+    disk_hits: int = 0
+    compiles: int = 0
+    rejected_artifacts: int = 0
+
+
+class ModuleCache:
+    """Compile-once cache; takes the engine, its fingerprint, a directory (None = no disk) and an LRU size."""
+
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        fingerprint: str,
+        directory: Path | None,
+        max_entries: int = 64,
+    ) -> None:
+        self.engine = engine
+        self.fingerprint = fingerprint
+        self.directory = directory
+        self.max_entries = max_entries
+        self.stats = CacheStats()
+        self._memory: OrderedDict[str, wasmtime.Module] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key: bytes | None = None
+        if directory is not None:
+            self._key = self._prepare_dir(directory)
+
+    def _prepare_dir(self, directory: Path) -> bytes | None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(directory, 0o700)
+            key_path = directory / "host.key"
+            if not key_path.exists():
+                fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(secrets.token_bytes(32))
+            key = key_path.read_bytes()
+            if len(key) != 32:
+                raise OSError("host.key has the wrong length")
+            return key
+        except FileExistsError:
+            return (directory / "host.key").read_bytes()
+        except OSError as exc:
+            log.warning("module cache disabled on disk: %s: %s", directory, exc)
+            self.directory = None
+            return None
+
+    def get(self, wasm: bytes, digest: str | None = None) -> wasmtime.Module:
+        """The compiled module for ``wasm``: from memory, then disk, else compiled now."""
+        digest = digest or digest_of(wasm)
+        with self._lock:
+            module = self._memory.get(digest)
+            if module is not None:
+                self._memory.move_to_end(digest)
+                self.stats.memory_hits += 1
+                return module
+        module = self._from_disk(digest)
+        if module is None:
+            module = self._compile(wasm)
+            self.stats.compiles += 1
+            self._to_disk(digest, module)
+        else:
+            self.stats.disk_hits += 1
+        with self._lock:
+            self._memory[digest] = module
+            self._memory.move_to_end(digest)
+            while len(self._memory) > self.max_entries:
+                self._memory.popitem(last=False)
+        return module
+
+    def _compile(self, wasm: bytes) -> wasmtime.Module:
+        if not wasm.startswith(b"\0asm"):
+            raise ModuleError("not a WebAssembly module (missing the \\0asm header)")
+        try:
+            return wasmtime.Module(self.engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
+            raise ModuleError(f"invalid WebAssembly module: {first}") from exc
+
+    def _path(self, digest: str) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / f"{digest.removeprefix('sha256:')}.{self.fingerprint}.cwasm"
+
+    def _tag(self, digest: str, payload: bytes) -> bytes:
+        assert self._key is not None
+        mac = hmac.new(self._key, digestmod=hashlib.sha256)
+        mac.update(digest.encode() + b"\0" + self.fingerprint.encode() + b"\0")
+        mac.update(payload)
+        return mac.digest()
+
+    def _from_disk(self, digest: str) -> wasmtime.Module | None:
+        path = self._path(digest)
+        if path is None or not path.exists():
+            return None
+        try:
+            blob = path.read_bytes()
+            header = len(MAGIC) + TAG_LEN
+            if len(blob) <= header or not blob.startswith(MAGIC):
+                raise ValueError("truncated or foreign artifact")
+            tag, payload = blob[len(MAGIC) : header], blob[header:]
+            if not hmac.compare_digest(tag, self._tag(digest, payload)):
+                raise ValueError("artifact was not written by this host")
+            return wasmtime.Module.deserialize(self.engine, payload)
+        except (OSError, ValueError, wasmtime.WasmtimeError) as exc:
+            self.stats.rejected_artifacts += 1
+            log.warning("ignoring cached artifact %s: %s", path.name, exc)
+            path.unlink(missing_ok=True)
+            return None
+
+    def _to_disk(self, digest: str, module: wasmtime.Module) -> None:
+        path = self._path(digest)
+        if path is None:
+            return
+        try:
+            payload = bytes(module.serialize())
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(MAGIC + self._tag(digest, payload) + payload)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write cached artifact %s: %s", path, exc)
+
+    def clear_memory(self) -> None:
+        """Forget in-memory modules (tests use it to measure the disk path)."""
+        with self._lock:
+            self._memory.clear()

@@ -1,0 +1,372 @@
+"""The host side of the ABI: what each ``spacedrive`` import does during one run.
+
+A :class:`HostState` is made per run and bound to the running thread; the
+import callbacks (see ``linking.py``) find it there. Every pointer the guest
+passes is bounds-checked before the host touches memory. Hot calls
+(``job_check_interrupt``, progress, metrics) only touch memory and Python
+attributes; the store is written at a bounded rate by :meth:`HostState.flush`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from .abi import LogLevel
+from .errors import (
+    BadPointer,
+    CheckpointTooLarge,
+    HostAbort,
+    LeaseLost,
+    StoreUnavailable,
+    WasmJobError,
+)
+from .job import InterruptFlag, InterruptReason, Limits
+from .store.base import CheckpointStore, LogLine, ProgressUpdate
+
+if TYPE_CHECKING:
+    from .ops import OpContext, Operations
+
+FLUSH_INTERVAL = 0.25
+MAX_LINE = 4096
+MAX_WARNING = 1024
+MAX_MESSAGE = 512
+MAX_NAME = 256
+MAX_CALL_PAYLOAD = 1024 * 1024
+_MASK32 = 0xFFFFFFFF
+
+_current = threading.local()
+
+
+def current() -> HostState | None:
+    """The HostState of the run on this thread, if any."""
+    return getattr(_current, "host", None)
+
+
+@dataclass(frozen=True)
+class RegisteredJob:
+    """One ``register_job`` call: job name, export name, resumable flag."""
+
+    name: str
+    export: str
+    resumable: bool
+
+
+class HostState:
+    """Everything the imports of one run read and write; takes the run's job, store and limits."""
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        library_id: str,
+        extension_id: str,
+        job_name: str,
+        limits: Limits,
+        store: CheckpointStore | None,
+        token: int,
+        interrupts: InterruptFlag,
+        operations: Operations | None,
+        op_context: OpContext | None,
+    ) -> None:
+        self.job_id = job_id
+        self.library_id = library_id
+        self.extension_id = extension_id
+        self.job_name = job_name
+        self.limits = limits
+        self.store = store
+        self.token = token
+        self.interrupts = interrupts
+        self.operations = operations
+        self.op_context = op_context
+        self.registered: list[RegisteredJob] = []
+        self.registering = False
+        self.abort: BaseException | None = None
+        self.guest_error: str | None = None
+        self.host_calls = 0
+        self.slice_deadline = math.inf
+        self.lease_lost = False
+        self.store_error: str | None = None
+        self.store_error_transient = False
+        self.last_state: bytes | None = None
+        self.checkpoints = 0
+        self.checkpoint_refusals = 0
+        self.progress = 0.0
+        self.message = ""
+        self.items = 0
+        self.bytes = 0
+        self.log_bytes = 0
+        self.logs_dropped = 0
+        self.logs: list[LogLine] = []
+        self.warnings: list[str] = []
+        self.pending = ProgressUpdate()
+        self._last_flush = time.monotonic()
+        self._wasm_store: wasmtime.Store | None = None
+        self._memory: wasmtime.Memory | None = None
+        self._alloc: wasmtime.Func | None = None
+        self._free: wasmtime.Func | None = None
+        self._mem_size = 0
+
+    # binding -----------------------------------------------------------------
+
+    def attach(self, wasm_store: wasmtime.Store, memory: wasmtime.Memory, alloc: Any, free: Any) -> None:
+        """Give the host the instance's memory and allocator once it exists."""
+        self._wasm_store = wasm_store
+        self._memory = memory
+        self._alloc = alloc
+        self._free = free
+        self._mem_size = memory.data_len(wasm_store)
+
+    def __enter__(self) -> HostState:
+        _current.host = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.host = None
+
+    # memory ------------------------------------------------------------------
+
+    def _base_and_size(self) -> tuple[int, int]:
+        if self._memory is None or self._wasm_store is None:
+            raise HostAbort("host function called before the instance's memory exists", job_id=self.job_id)
+        ctx = self._wasm_store._context()
+        raw = ctypes.byref(self._memory._memory)
+        base = ctypes.cast(ffi.wasmtime_memory_data(ctx, raw), ctypes.c_void_p).value or 0
+        size = ffi.wasmtime_memory_data_size(ctx, raw)
+        self._mem_size = size
+        return base, size
+
+    def check_range(self, ptr: int, length: int, fn: str) -> None:
+        """Fail with BadPointer unless [ptr, ptr+length) lies inside guest memory."""
+        ptr &= _MASK32
+        if length < 0 or ptr + length > self._mem_size:
+            _, size = self._base_and_size()
+            if length < 0 or ptr + length > size:
+                raise BadPointer(
+                    f"bad pointer passed to {fn}: range {ptr}..{ptr + length} is outside guest memory of {size} bytes",
+                    job_id=self.job_id,
+                )
+
+    def read(self, ptr: int, length: int, fn: str) -> bytes:
+        """Copy ``length`` bytes out of guest memory after a bounds check."""
+        ptr &= _MASK32
+        length &= _MASK32
+        base, size = self._base_and_size()
+        if ptr + length > size:
+            raise BadPointer(
+                f"bad pointer passed to {fn}: range {ptr}..{ptr + length} is outside guest memory of {size} bytes",
+                job_id=self.job_id,
+            )
+        return ctypes.string_at(base + ptr, length) if length else b""
+
+    def read_text(self, ptr: int, length: int, fn: str, cap: int) -> str:
+        """Read UTF-8 text (invalid bytes replaced), keeping at most ``cap`` bytes."""
+        data = self.read(ptr, length, fn)
+        if len(data) > cap:
+            data = data[:cap] + b"...[truncated]"
+        return data.decode("utf-8", errors="replace")
+
+    def write_alloc(self, data: bytes, fn: str) -> int:
+        """Allocate with the guest's ``wasm_alloc`` and copy ``data`` in; returns the pointer."""
+        if self._alloc is None or self._wasm_store is None:
+            raise HostAbort(f"{fn} needs the module to export wasm_alloc", job_id=self.job_id)
+        ptr = self._alloc(self._wasm_store, len(data)) & _MASK32
+        if ptr == 0 and data:
+            raise HostAbort(f"wasm_alloc({len(data)}) returned 0 (out of guest memory) in {fn}", job_id=self.job_id)
+        base, size = self._base_and_size()
+        if ptr + len(data) > size:
+            raise BadPointer(f"wasm_alloc returned {ptr}, outside guest memory, in {fn}", job_id=self.job_id)
+        ctypes.memmove(base + ptr, data, len(data))
+        return ptr
+
+    def peak_memory(self) -> int:
+        """Linear memory never shrinks, so its size now is its peak."""
+        try:
+            return self._base_and_size()[1]
+        except HostAbort:
+            return 0
+
+    # the imports -------------------------------------------------------------
+
+    def spacedrive_log(self, level: int, ptr: int, length: int) -> None:
+        text = self.read_text(ptr, length, "spacedrive_log", MAX_LINE)
+        level = level if 0 <= level <= 3 else int(LogLevel.INFO)
+        if level == LogLevel.ERROR:
+            self.guest_error = text
+        self._log(level, text)
+
+    def register_job(self, name_ptr: int, name_len: int, export_ptr: int, export_len: int, resumable: int) -> int:
+        if not self.registering:
+            self._log(int(LogLevel.WARN), "register_job called outside plugin_init: ignored")
+            return 1
+        name = self.read_text(name_ptr, name_len, "register_job", MAX_NAME)
+        export = self.read_text(export_ptr, export_len, "register_job", MAX_NAME)
+        if not name or not export:
+            return 1
+        self.registered.append(RegisteredJob(name, export, resumable != 0))
+        return 0
+
+    def job_report_progress(self, job_ptr: int, progress: float, msg_ptr: int, msg_len: int) -> None:
+        self.check_range(job_ptr, 16, "job_report_progress")
+        message = self.read_text(msg_ptr, msg_len, "job_report_progress", MAX_MESSAGE) if msg_len else ""
+        if not math.isnan(progress):
+            self.progress = min(1.0, max(0.0, progress))
+            self.pending.progress = self.progress
+        self.message = message
+        self.pending.message = message
+        self._maybe_flush()
+
+    def job_checkpoint(self, job_ptr: int, state_ptr: int, state_len: int) -> int:
+        self.check_range(job_ptr, 16, "job_checkpoint")
+        self.check_range(state_ptr, state_len, "job_checkpoint")
+        if state_len > self.limits.max_checkpoint_bytes:
+            self.checkpoint_refusals += 1
+            self._warn_once(
+                f"checkpoint of {state_len} bytes refused: the limit is {self.limits.max_checkpoint_bytes} bytes"
+            )
+            self.store_error = f"checkpoint of {state_len} bytes exceeds the limit of {self.limits.max_checkpoint_bytes}"
+            self.store_error_transient = False
+            return 1
+        state = self.read(state_ptr, state_len, "job_checkpoint")
+        if self.lease_lost:
+            return 1
+        if self.store is not None:
+            update, self.pending = self.pending, ProgressUpdate()
+            try:
+                self.store.save_checkpoint(self.job_id, self.token, state, update)
+            except LeaseLost:
+                self._lose_lease()
+                return 1
+            except (StoreUnavailable, WasmJobError) as exc:
+                self._merge_back(update)
+                self.store_error = exc.reason
+                self.store_error_transient = not isinstance(exc, CheckpointTooLarge)
+                self.checkpoint_refusals += 1
+                return 1
+            self._last_flush = time.monotonic()
+        self.store_error = None
+        self.last_state = state
+        self.checkpoints += 1
+        return 0
+
+    def job_check_interrupt(self, job_ptr: int) -> int:
+        if job_ptr & _MASK32 > self._mem_size - 16:
+            self.check_range(job_ptr, 16, "job_check_interrupt")
+        flag = self.interrupts
+        if flag.reason is not None:
+            return 1
+        if time.monotonic() >= self.slice_deadline:
+            flag.request(InterruptReason.SLICE)
+            return 1
+        return 0
+
+    def job_add_warning(self, job_ptr: int, msg_ptr: int, msg_len: int) -> None:
+        self.check_range(job_ptr, 16, "job_add_warning")
+        text = self.read_text(msg_ptr, msg_len, "job_add_warning", MAX_WARNING)
+        if len(self.warnings) < self.limits.max_warnings:
+            self.warnings.append(text)
+            self.pending.warnings.append(text)
+        self._maybe_flush()
+
+    def job_increment_bytes(self, job_ptr: int, n: int) -> None:
+        self.check_range(job_ptr, 16, "job_increment_bytes")
+        if n > 0:
+            self.bytes += n
+            self.pending.bytes += n
+            self._maybe_flush()
+
+    def job_increment_items(self, job_ptr: int, n: int) -> None:
+        self.check_range(job_ptr, 16, "job_increment_items")
+        if n > 0:
+            self.items += n
+            self.pending.items += n
+            self._maybe_flush()
+
+    def spacedrive_call(self, method_ptr: int, method_len: int, lib_ptr: int, payload_ptr: int, payload_len: int) -> int:
+        method = self.read_text(method_ptr, method_len, "spacedrive_call", MAX_NAME)
+        library = str(uuid.UUID(bytes=self.read(lib_ptr, 16, "spacedrive_call")))
+        if payload_len & _MASK32 > MAX_CALL_PAYLOAD:
+            self._log(int(LogLevel.ERROR), f"spacedrive_call {method}: payload over {MAX_CALL_PAYLOAD} bytes")
+            return 0
+        payload_raw = self.read(payload_ptr, payload_len, "spacedrive_call")
+        if self.operations is None or self.op_context is None:
+            self._log(int(LogLevel.ERROR), f"spacedrive_call {method}: no host operations in this context")
+            return 0
+        try:
+            payload = json.loads(payload_raw) if payload_raw else None
+            result = self.operations.dispatch(method, library, payload, self.op_context)
+        except ValueError as exc:
+            self._log(int(LogLevel.ERROR), f"spacedrive_call {method}: payload is not JSON ({exc})")
+            return 0
+        except LeaseLost:
+            self._lose_lease()
+            return 0
+        except WasmJobError as exc:
+            self._log(int(LogLevel.ERROR), f"spacedrive_call {method} failed: {exc.reason}")
+            return 0
+        body = json.dumps(result, separators=(",", ":")).encode()
+        return self.write_alloc(len(body).to_bytes(4, "little") + body, "spacedrive_call")
+
+    # bookkeeping -------------------------------------------------------------
+
+    def _log(self, level: int, text: str) -> None:
+        size = len(text)
+        if self.log_bytes + size > self.limits.max_log_bytes:
+            if self.logs_dropped == 0:
+                self._warn_once(f"log limit of {self.limits.max_log_bytes} bytes reached: further lines dropped")
+            self.logs_dropped += 1
+            return
+        self.log_bytes += size
+        line = LogLine(time.time(), level, text)
+        self.logs.append(line)
+        self.pending.logs.append(line)
+        self._maybe_flush()
+
+    def _warn_once(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+            self.pending.warnings.append(text)
+
+    def _lose_lease(self) -> None:
+        self.lease_lost = True
+        self.store_error = "lease lost: another worker took this job over"
+        self.store_error_transient = True
+        self.interrupts.request(InterruptReason.SHUTDOWN)
+
+    def _merge_back(self, update: ProgressUpdate) -> None:
+        fresh = self.pending
+        update.items += fresh.items
+        update.bytes += fresh.bytes
+        update.logs.extend(fresh.logs)
+        update.warnings.extend(fresh.warnings)
+        if fresh.progress is not None:
+            update.progress = fresh.progress
+        if fresh.message is not None:
+            update.message = fresh.message
+        self.pending = update
+
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write pending progress to the store; a failed write is kept for the next one."""
+        self._last_flush = time.monotonic()
+        if self.store is None or self.pending.empty() or self.lease_lost:
+            return
+        update, self.pending = self.pending, ProgressUpdate()
+        try:
+            self.store.record_progress(self.job_id, self.token, update)
+        except LeaseLost:
+            self._lose_lease()
+        except WasmJobError:
+            self._merge_back(update)

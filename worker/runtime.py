@@ -1,0 +1,374 @@
+"""The run of one job: instantiate → ``plugin_init`` → write ctx and state → ``execute_<fn>`` → outcome.
+
+A :class:`Runtime` lives once per process (one Engine, epoch ticker, module
+cache and Linker). It knows nothing of Celery or Redis: callers hand it a
+checkpoint store, a lease token and an interrupt flag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from . import abi
+from .cache import ModuleCache, default_cache_dir, digest_of
+from .encoding import decode, encode
+from .engine import EngineSettings, EpochTicker, make_engine
+from .errors import ModuleError, StoreUnavailable, UnknownJob, WasmJobError
+from .host import HostState
+from .job import MiB, InterruptFlag, JobSpec, Limits, Outcome, Status, Usage
+from .linking import make_linker
+from .manifest import Manifest
+from .ops import OpContext, Operations, default_operations
+from .store.base import CheckpointStore
+from .traps import explain
+
+UNMETERED_FUEL = 2**62
+INIT_LIMITS = Limits(timeout_seconds=10.0, fuel=None)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Process-wide settings: where compiled code is cached, and which host-call path to use."""
+
+    cache_dir: Path | None = field(default_factory=default_cache_dir)
+    memory_cache_entries: int = 64
+    fast_host_calls: bool = True
+    engine: EngineSettings = field(default_factory=EngineSettings)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job the extension registered: its name, export and whether it can resume."""
+
+    name: str
+    export: str
+    resumable: bool = True
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A loaded, validated module: digest, manifest, jobs and the pre-linked instance."""
+
+    digest: str
+    manifest: Manifest
+    size: int
+    jobs: dict[str, JobInfo]
+    shape: abi.ModuleShape
+    pre: wasmtime.InstancePre = field(repr=False, compare=False)
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    def describe(self) -> dict[str, Any]:
+        """What ``wasmjob inspect`` prints."""
+        m = self.manifest
+        return {
+            "id": m.id,
+            "name": m.name,
+            "version": m.version,
+            "digest": self.digest,
+            "size": self.size,
+            "jobs": [{"name": j.name, "export": j.export, "resumable": j.resumable} for j in self.jobs.values()],
+            "imports": list(self.shape.imports),
+            "state_encoding": m.state_encoding,
+            "permissions": m.to_dict()["permissions"],
+            "limits": m.to_dict()["wasmjob"]["limits"] | {"max_memory_mb": m.limits.max_memory_mb},
+        }
+
+
+class Runtime:
+    """Loads extensions and runs their jobs; takes a RuntimeConfig and an operations registry."""
+
+    def __init__(self, config: RuntimeConfig | None = None, operations: Operations | None = None) -> None:
+        self.config = config or RuntimeConfig()
+        self.operations = operations or default_operations()
+        self.engine = make_engine(self.config.engine)
+        self.ticker = EpochTicker(self.engine)
+        self.cache = ModuleCache(
+            self.engine,
+            self.config.engine.fingerprint(),
+            self.config.cache_dir,
+            self.config.memory_cache_entries,
+        )
+        self._linkers: dict[bool, wasmtime.Linker] = {}
+        self._extensions: OrderedDict[str, Extension] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.ticker.stop()
+
+    def _linker(self, wasi: bool) -> wasmtime.Linker:
+        with self._lock:
+            if wasi not in self._linkers:
+                self._linkers[wasi] = make_linker(self.engine, fast=self.config.fast_host_calls, wasi=wasi)
+            return self._linkers[wasi]
+
+    # loading -----------------------------------------------------------------
+
+    def load(self, wasm: bytes, manifest: Manifest | None = None, *, digest: str | None = None) -> Extension:
+        """Compile (cached), validate against the ABI and collect the module's jobs."""
+        digest = digest or digest_of(wasm)
+        manifest = manifest or Manifest.default("extension")
+        key = digest + hashlib.sha256(json.dumps(manifest.to_dict(), sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            cached = self._extensions.get(key)
+            if cached is not None:
+                self._extensions.move_to_end(key)
+                return cached
+        module = self.cache.get(wasm, digest)
+        shape = abi.check_module(module, allow_wasi=manifest.wasi)
+        try:
+            pre = self._linker(shape.wasi).instantiate_pre(module)
+        except wasmtime.WasmtimeError as exc:
+            raise ModuleError(f"cannot link module: {str(exc).strip().splitlines()[0]}") from exc
+        registered = self._discover_jobs(pre, shape, manifest)
+        ext = Extension(digest, manifest, len(wasm), registered, shape, pre)
+        with self._lock:
+            self._extensions[key] = ext
+            while len(self._extensions) > self.config.memory_cache_entries:
+                self._extensions.popitem(last=False)
+        return ext
+
+    def _discover_jobs(self, pre: wasmtime.InstancePre, shape: abi.ModuleShape, manifest: Manifest) -> dict[str, JobInfo]:
+        jobs: dict[str, JobInfo] = {}
+        if shape.has("plugin_init"):
+            host = self._host(JobSpec(job_name="", job_id="00000000-0000-0000-0000-000000000000"), manifest, INIT_LIMITS)
+            store = self._store(INIT_LIMITS.merged(max_memory_mb=manifest.limits.max_memory_mb))
+            try:
+                with host:
+                    instance = pre.instantiate(store)
+                    self._attach(host, store, instance)
+                    self._init(host, store, instance)
+            except WasmJobError:
+                raise
+            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+                _, reason = explain(exc, host, INIT_LIMITS, None)
+                raise ModuleError(f"plugin_init failed: {reason}") from exc
+            for reg in host.registered:
+                abi.check_job_export(shape, reg.name, reg.export)
+                jobs[reg.name] = JobInfo(reg.name, reg.export, reg.resumable)
+        if not jobs:
+            for name, sig in shape.exports.items():
+                if name.startswith("execute_") and sig == abi.JOB_EXPORT_SIG:
+                    jobs[name.removeprefix("execute_")] = JobInfo(name.removeprefix("execute_"), name)
+        if not jobs:
+            raise ModuleError("module registers no jobs and exports no execute_<job> function")
+        return jobs
+
+    # running -----------------------------------------------------------------
+
+    def run(
+        self,
+        ext: Extension,
+        spec: JobSpec,
+        store: CheckpointStore | None,
+        token: int = 0,
+        interrupts: InterruptFlag | None = None,
+        limits: Limits | None = None,
+    ) -> Outcome:
+        """Run ``spec`` once, from its last checkpoint if it has one; never raises for guest faults."""
+        limits = limits or ext.manifest.limits
+        interrupts = interrupts or InterruptFlag()
+        started = time.monotonic()
+        job = ext.jobs.get(spec.job_name)
+        if job is None:
+            known = ", ".join(sorted(ext.jobs)) or "none"
+            reason = UnknownJob(f"extension {ext.id} has no job {spec.job_name!r} (jobs: {known})").reason
+            return Outcome(spec.job_id, Status.FAILED, reason=reason, failure="module")
+        try:
+            state = store.load_checkpoint(spec.job_id) if store is not None else None
+        except StoreUnavailable as exc:
+            return Outcome(spec.job_id, Status.FAILED, reason=exc.reason, failure="store", infrastructure=True)
+        resumed = state is not None
+        if state is None:
+            state = encode(spec.params, ext.manifest.state_encoding)
+        host = self._host(spec, ext.manifest, limits, store=store, token=token, interrupts=interrupts, ext=ext)
+        host.last_state = state if resumed else None
+        wasm_store = self._store(limits)
+        fuel_budget = limits.fuel or UNMETERED_FUEL
+        code: int | None = None
+        error: BaseException | None = None
+        with host:
+            try:
+                instance = ext.pre.instantiate(wasm_store)
+                self._attach(host, wasm_store, instance)
+                self._init(host, wasm_store, instance)
+                if limits.slice_seconds:
+                    host.slice_deadline = started + limits.slice_seconds
+                code = self._execute(host, wasm_store, instance, job, spec, state)
+            except (wasmtime.Trap, wasmtime.WasmtimeError, WasmJobError) as exc:
+                error = exc
+            finally:
+                self._cleanup(wasm_store, instance if "instance" in locals() else None)
+        host.flush()
+        usage = Usage(
+            fuel=fuel_budget - _fuel_left(wasm_store),
+            wall_seconds=time.monotonic() - started,
+            peak_memory_bytes=host.peak_memory(),
+            host_calls=host.host_calls,
+        )
+        return self._outcome(ext, spec, host, code, error, usage, limits, fuel_budget)
+
+    def _host(
+        self,
+        spec: JobSpec,
+        manifest: Manifest,
+        limits: Limits,
+        *,
+        store: CheckpointStore | None = None,
+        token: int = 0,
+        interrupts: InterruptFlag | None = None,
+        ext: Extension | None = None,
+    ) -> HostState:
+        host = HostState(
+            job_id=spec.job_id,
+            library_id=spec.library_id,
+            extension_id=manifest.id,
+            job_name=spec.job_name,
+            limits=limits,
+            store=store,
+            token=token,
+            interrupts=interrupts or InterruptFlag(),
+            operations=self.operations,
+            op_context=None,
+        )
+        host.op_context = OpContext(
+            job_id=spec.job_id,
+            job_name=spec.job_name,
+            library_id=spec.library_id,
+            extension_id=manifest.id,
+            extension_version=manifest.version,
+            digest=ext.digest if ext else "",
+            permissions=manifest.permissions,
+            store=store,
+            info=lambda: {
+                "progress": host.progress,
+                "message": host.message,
+                "items": host.items,
+                "bytes": host.bytes,
+                "checkpoints": host.checkpoints,
+                "resumed": host.last_state is not None,
+            },
+        )
+        return host
+
+    def _store(self, limits: Limits) -> wasmtime.Store:
+        store = wasmtime.Store(self.engine)
+        store.set_limits(memory_size=limits.max_memory_mb * MiB, instances=4, tables=4, memories=1, table_elements=100_000)
+        store.set_fuel(limits.fuel or UNMETERED_FUEL)
+        store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_seconds))
+        return store
+
+    @staticmethod
+    def _attach(host: HostState, store: wasmtime.Store, instance: wasmtime.Instance) -> None:
+        exports = instance.exports(store)
+        memory = exports.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            raise ModuleError("module does not export its linear memory as 'memory'")
+        host.attach(store, memory, exports.get("wasm_alloc"), exports.get("wasm_free"))
+
+    @staticmethod
+    def _init(host: HostState, store: wasmtime.Store, instance: wasmtime.Instance) -> None:
+        init = instance.exports(store).get("plugin_init")
+        if init is None:
+            return
+        host.registering = True
+        try:
+            rc = init(store)
+        finally:
+            host.registering = False
+        if rc != 0:
+            raise ModuleError(f"plugin_init returned {rc} (expected 0)")
+
+    @staticmethod
+    def _execute(
+        host: HostState, store: wasmtime.Store, instance: wasmtime.Instance, job: JobInfo, spec: JobSpec, state: bytes
+    ) -> int:
+        exports = instance.exports(store)
+        func = exports.get(job.export)
+        if not isinstance(func, wasmtime.Func):
+            raise ModuleError(f"job {job.name!r} names export {job.export!r}, which the module does not export")
+        ctx = abi.context_json(spec.job_id, spec.library_id)
+        ctx_ptr = host.write_alloc(ctx, "the job context")
+        state_ptr = host.write_alloc(state, "the job state") if state else 0
+        return int(func(store, ctx_ptr, len(ctx), state_ptr, len(state)))
+
+    @staticmethod
+    def _cleanup(store: wasmtime.Store, instance: wasmtime.Instance | None) -> None:
+        if instance is None:
+            return
+        cleanup = instance.exports(store).get("plugin_cleanup")
+        if isinstance(cleanup, wasmtime.Func):
+            try:
+                cleanup(store)
+            except (wasmtime.Trap, wasmtime.WasmtimeError, WasmJobError):
+                pass
+
+    def _outcome(
+        self,
+        ext: Extension,
+        spec: JobSpec,
+        host: HostState,
+        code: int | None,
+        error: BaseException | None,
+        usage: Usage,
+        limits: Limits,
+        fuel_budget: int,
+    ) -> Outcome:
+        out = Outcome(
+            spec.job_id,
+            Status.FAILED,
+            state=host.last_state,
+            checkpoints=host.checkpoints,
+            progress=host.progress,
+            message=host.message,
+            items=host.items,
+            bytes=host.bytes,
+            usage=usage,
+            logs=host.logs,
+            warnings=host.warnings,
+        )
+        if host.lease_lost:
+            out.reason, out.failure, out.infrastructure = host.store_error, "lease", True
+        elif error is not None:
+            out.failure, out.reason = explain(error, host, limits, limits.fuel)
+        elif code == abi.ReturnCode.COMPLETED:
+            if host.store_error:
+                out.reason = f"the job finished but its final checkpoint was not saved: {host.store_error}"
+                out.failure, out.infrastructure = "store", host.store_error_transient
+            else:
+                out.status = Status.COMPLETED
+                out.result = decode(host.last_state, ext.manifest.state_encoding)
+                out.progress = 1.0
+        elif code == abi.ReturnCode.INTERRUPTED:
+            if host.interrupts.reason is None:
+                out.failure = "bad_return"
+                out.reason = "the job returned 1 (Interrupted) although no interrupt was requested"
+            else:
+                out.status, out.interrupt = Status.INTERRUPTED, host.interrupts.reason
+        elif code == abi.ReturnCode.FAILED:
+            out.failure = "guest"
+            out.reason = host.guest_error or "the job reported failure (return code 2) without logging a reason"
+        else:
+            out.failure = "bad_return"
+            out.reason = f"the job returned {code}, not 0 (completed), 1 (interrupted) or 2 (failed)"
+        if out.status is not Status.COMPLETED and out.state is not None:
+            out.result = decode(out.state, ext.manifest.state_encoding)
+        return out
+
+
+def _fuel_left(store: wasmtime.Store) -> int:
+    try:
+        return store.get_fuel()
+    except wasmtime.WasmtimeError:
+        return 0
