@@ -92,6 +92,7 @@ class HostState:
         self.registering = False
         self.abort: BaseException | None = None
         self.guest_error: str | None = None
+        self.host_error: str | None = None
         self.host_calls = 0
         self.slice_deadline = math.inf
         self.lease_lost = False
@@ -295,28 +296,33 @@ class HostState:
         method = self.read_text(method_ptr, method_len, "spacedrive_call", MAX_NAME)
         library = str(uuid.UUID(bytes=self.read(lib_ptr, 16, "spacedrive_call")))
         if payload_len & _MASK32 > MAX_CALL_PAYLOAD:
-            self._log(int(LogLevel.ERROR), f"spacedrive_call {method}: payload over {MAX_CALL_PAYLOAD} bytes")
+            self._host_error(f"spacedrive_call {method}: payload over {MAX_CALL_PAYLOAD} bytes")
             return 0
         payload_raw = self.read(payload_ptr, payload_len, "spacedrive_call")
         if self.operations is None or self.op_context is None:
-            self._log(int(LogLevel.ERROR), f"spacedrive_call {method}: no host operations in this context")
+            self._host_error(f"spacedrive_call {method}: no host operations in this context")
             return 0
         try:
             payload = json.loads(payload_raw) if payload_raw else None
             result = self.operations.dispatch(method, library, payload, self.op_context)
         except ValueError as exc:
-            self._log(int(LogLevel.ERROR), f"spacedrive_call {method}: payload is not JSON ({exc})")
+            self._host_error(f"spacedrive_call {method}: payload is not JSON ({exc})")
             return 0
         except LeaseLost:
             self._lose_lease()
             return 0
         except WasmJobError as exc:
-            self._log(int(LogLevel.ERROR), f"spacedrive_call {method} failed: {exc.reason}")
+            self._host_error(f"spacedrive_call {method} failed: {exc.reason}")
             return 0
         body = json.dumps(result, separators=(",", ":")).encode()
         return self.write_alloc(len(body).to_bytes(4, "little") + body, "spacedrive_call")
 
     # bookkeeping -------------------------------------------------------------
+
+    def _host_error(self, text: str) -> None:
+        """Log a failure the host saw on the guest's behalf (e.g. a refused call)."""
+        self.host_error = text
+        self._log(int(LogLevel.ERROR), text)
 
     def _log(self, level: int, text: str) -> None:
         size = len(text)

@@ -32,7 +32,6 @@ from .store.base import CheckpointStore
 from .traps import explain
 
 UNMETERED_FUEL = 2**62
-INIT_LIMITS = Limits(timeout_seconds=10.0, fuel=None)
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,7 @@ class RuntimeConfig:
     cache_dir: Path | None = field(default_factory=default_cache_dir)
     memory_cache_entries: int = 64
     fast_host_calls: bool = True
+    init_timeout_seconds: float = 5.0
     engine: EngineSettings = field(default_factory=EngineSettings)
 
 
@@ -142,8 +142,9 @@ class Runtime:
     def _discover_jobs(self, pre: wasmtime.InstancePre, shape: abi.ModuleShape, manifest: Manifest) -> dict[str, JobInfo]:
         jobs: dict[str, JobInfo] = {}
         if shape.has("plugin_init"):
-            host = self._host(JobSpec(job_name="", job_id="00000000-0000-0000-0000-000000000000"), manifest, INIT_LIMITS)
-            store = self._store(INIT_LIMITS.merged(max_memory_mb=manifest.limits.max_memory_mb))
+            limits = Limits(timeout_seconds=self.config.init_timeout_seconds, max_memory_mb=manifest.limits.max_memory_mb)
+            host = self._host(JobSpec(job_name="", job_id="00000000-0000-0000-0000-000000000000"), manifest, limits)
+            store = self._store(limits)
             try:
                 with host:
                     instance = pre.instantiate(store)
@@ -152,7 +153,7 @@ class Runtime:
             except WasmJobError:
                 raise
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-                _, reason = explain(exc, host, INIT_LIMITS, None)
+                _, reason = explain(exc, host, limits, None)
                 raise ModuleError(f"plugin_init failed: {reason}") from exc
             for reg in host.registered:
                 abi.check_job_export(shape, reg.name, reg.export)
@@ -358,7 +359,7 @@ class Runtime:
                 out.status, out.interrupt = Status.INTERRUPTED, host.interrupts.reason
         elif code == abi.ReturnCode.FAILED:
             out.failure = "guest"
-            out.reason = host.guest_error or "the job reported failure (return code 2) without logging a reason"
+            out.reason = host.guest_error or host.host_error or "the job reported failure (return code 2) without logging a reason"
         else:
             out.failure = "bad_return"
             out.reason = f"the job returned {code}, not 0 (completed), 1 (interrupted) or 2 (failed)"

@@ -65,7 +65,8 @@ def _from_trap(trap: wasmtime.Trap, host: HostState, limits: Limits, fuel_budget
     if code is TrapCode.STACK_OVERFLOW:
         return "trap", f"stack overflow: recursion too deep{where}"
     limit_bytes = limits.max_memory_mb * MiB
-    if host.peak_memory() + 64 * 1024 > limit_bytes:
+    near_limit = host.peak_memory() * 4 >= limit_bytes * 3
+    if near_limit and code in (TrapCode.UNREACHABLE, TrapCode.MEMORY_OUT_OF_BOUNDS, None):
         return "memory", f"memory limit of {limits.max_memory_mb} MiB reached ({_words(code)}{where})"
     if host.guest_error and code is TrapCode.UNREACHABLE:
         return "trap", f"the guest panicked: {host.guest_error}"

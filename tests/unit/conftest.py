@@ -1,0 +1,61 @@
+"""Fixtures for runtime unit tests: a Runtime per host-call path and a local store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worker.job import InterruptFlag, JobSpec, Limits, Outcome
+from worker.manifest import Manifest
+from worker.runtime import Runtime, RuntimeConfig
+from worker.store import LocalStore
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/unit/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="module", params=["fast", "plain"])
+def runtime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """A Runtime on each host-call path: both must behave the same."""
+    rt = Runtime(RuntimeConfig(cache_dir=tmp_path_factory.mktemp("cache"), fast_host_calls=request.param == "fast"))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="module")
+def fast_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    rt = Runtime(RuntimeConfig(cache_dir=tmp_path_factory.mktemp("cache")))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[LocalStore]:
+    st = LocalStore(tmp_path / "state")
+    yield st
+    st.close()
+
+
+def run_job(
+    rt: Runtime,
+    store: LocalStore | None,
+    wasm: bytes,
+    *,
+    job: str = "main",
+    params: Any = None,
+    limits: Limits | None = None,
+    manifest: Manifest | None = None,
+    interrupts: InterruptFlag | None = None,
+    job_id: str | None = None,
+) -> Outcome:
+    """Load ``wasm`` and run one job under a fresh lease."""
+    ext = rt.load(wasm, manifest or Manifest.default("test"))
+    spec = JobSpec(job_name=job, params=params) if job_id is None else JobSpec(job_name=job, params=params, job_id=job_id)
+    token = store.acquire(spec.job_id, "test", 60) if store is not None else 0
+    return rt.run(ext, spec, store, token, interrupts, limits or Limits(timeout_seconds=10))

@@ -1,0 +1,7 @@
+"""``python -m worker`` is the ``wasmjob`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
