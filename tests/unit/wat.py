@@ -60,3 +60,41 @@ def wat_module(
 )
 """
     return bytes(wasmtime.wat2wasm(text))
+
+
+def counting_module(target: int, every: int = 50_000) -> bytes:
+    """Job ``main`` counts to ``target``, polling for interrupts each step and checkpointing
+    every ``every`` steps; its state is the count as a msgpack uint32 (0xce + 4 bytes BE)."""
+    save = f"""(i32.store8 (i32.const 2048) (i32.const 0xce))
+      (i32.store8 (i32.const 2049) (i32.shr_u (local.get $i) (i32.const 24)))
+      (i32.store8 (i32.const 2050) (i32.shr_u (local.get $i) (i32.const 16)))
+      (i32.store8 (i32.const 2051) (i32.shr_u (local.get $i) (i32.const 8)))
+      (i32.store8 (i32.const 2052) (local.get $i))
+      (local.set $r (call $checkpoint (i32.const {JOB_ID}) (i32.const 2048) (i32.const 5)))"""
+    body = f"""(if (i32.eq (local.get $st_len) (i32.const 5)) (then
+        (local.set $i (i32.or (i32.or
+          (i32.shl (i32.load8_u offset=1 (local.get $st)) (i32.const 24))
+          (i32.shl (i32.load8_u offset=2 (local.get $st)) (i32.const 16)))
+          (i32.or (i32.shl (i32.load8_u offset=3 (local.get $st)) (i32.const 8))
+          (i32.load8_u offset=4 (local.get $st)))))))
+      (block $done (loop $l
+        (br_if $done (i32.ge_u (local.get $i) (i32.const {target})))
+        (if (call $check_interrupt (i32.const {JOB_ID})) (then {save} (return (i32.const 1))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (if (i32.eqz (i32.rem_u (local.get $i) (i32.const {every}))) (then
+          {save}
+          (call $progress (i32.const {JOB_ID})
+            (f32.div (f32.convert_i32_u (local.get $i)) (f32.const {target})) (i32.const 64) (i32.const 5))))
+        (br $l)))
+      {save}
+      (i32.const 0)"""
+    return wat_module(body)
+
+
+COUNTING_MANIFEST = {
+    "id": "counting",
+    "name": "Counting",
+    "version": "1.0.0",
+    "wasm_file": "counting.wasm",
+    "wasmjob": {"state_encoding": "msgpack"},
+}
