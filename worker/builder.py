@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from .errors import BuildError
+
 __all__ = ["BuildError", "build_extension", "c_compile_command", "find_zig", "SDK_C_DIR"]
 
 SDK_C_DIR = Path(__file__).resolve().parent.parent / "extensions" / "sdk" / "c"
@@ -47,10 +49,6 @@ C_LINK_FLAGS: tuple[str, ...] = (
     "-Wl,--strip-debug",
 )
 """Linker flags: a library module (no ``_start``) with the ABI exports, debug info stripped."""
-
-
-class BuildError(Exception):
-    """An extension could not be built: no toolchain, bad sources, or a compiler error."""
 
 
 def find_zig() -> list[str]:
