@@ -150,3 +150,20 @@ def default_operations() -> Operations:
     ops.register("action:kv.set.v1", kv_set)
     ops.register("query:job.info.v1", job_info)
     return ops
+
+
+def load_plugins(specs: list[str], ops: Operations) -> Operations:
+    """Let operators add operations: each spec ``package.module:function`` gets ``ops`` to register into.
+
+    Workers read the specs from ``WASMJOB_OPERATIONS`` (comma-separated) when they start.
+    """
+    import importlib
+
+    for spec in filter(None, (s.strip() for s in specs)):
+        module_name, _, attr = spec.partition(":")
+        try:
+            register = getattr(importlib.import_module(module_name), attr or "register")
+        except (ImportError, AttributeError) as exc:
+            raise WasmJobError(f"cannot load host operations {spec!r}: {exc}") from exc
+        register(ops)
+    return ops

@@ -145,6 +145,8 @@ class Runtime:
             limits = Limits(timeout_seconds=self.config.init_timeout_seconds, max_memory_mb=manifest.limits.max_memory_mb)
             host = self._host(JobSpec(job_name="", job_id="00000000-0000-0000-0000-000000000000"), manifest, limits)
             store = self._store(limits)
+            if shape.wasi:
+                store.set_wasi(wasmtime.WasiConfig())
             try:
                 with host:
                     instance = pre.instantiate(store)
@@ -196,6 +198,8 @@ class Runtime:
         host = self._host(spec, ext.manifest, limits, store=store, token=token, interrupts=interrupts, ext=ext)
         host.last_state = state if resumed else None
         wasm_store = self._store(limits)
+        if ext.shape.wasi:
+            wasm_store.set_wasi(wasmtime.WasiConfig())
         fuel_budget = limits.fuel or UNMETERED_FUEL
         code: int | None = None
         error: BaseException | None = None

@@ -180,3 +180,17 @@ def test_start_function_calling_a_host_import_fails_cleanly(fast_runtime: Runtim
 
 def test_wasmtime_trap_is_not_a_wasmtime_error() -> None:
     assert not issubclass(wasmtime.Trap, wasmtime.WasmtimeError)
+
+
+def test_wasi_granted_by_the_manifest_sees_no_environment(fast_runtime: Runtime, store: LocalStore) -> None:
+    from worker.manifest import Manifest
+
+    imports = IMPORTS + '(import "wasi_snapshot_preview1" "environ_sizes_get" (func $env_sizes (param i32 i32) (result i32)))'
+    body = f"""(drop (call $env_sizes (i32.const 3000) (i32.const 3004)))
+      (drop (call $checkpoint (i32.const {JOB_ID}) (i32.const 3000) (i32.const 1)))
+      (i32.const 0)"""
+    wasm = wat_module(body, imports=imports, data={3000: "\\ff"})
+    manifest = Manifest.from_dict({"id": "w", "name": "w", "version": "1", "wasmjob": {"wasi": True}})
+    out = run_job(fast_runtime, store, wasm, manifest=manifest)
+    assert out.status is Status.COMPLETED, out.reason
+    assert out.state == b"\x00"

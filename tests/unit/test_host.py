@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -275,3 +276,25 @@ def test_state_encodings_round_trip(runtime: Runtime, store: LocalStore, encodin
     assert out.result == params
     raw = msgpack.unpackb(out.state) if encoding == "msgpack" else json.loads(out.state)
     assert raw == params
+
+
+def test_operators_can_register_their_own_operations(tmp_path: Path, store: LocalStore) -> None:
+    import sys
+
+    from worker.ops import default_operations, load_plugins
+    from worker.runtime import RuntimeConfig
+
+    (tmp_path / "my_ops.py").write_text(
+        "def register(ops):\n    ops.register('query:weather.v1', lambda ctx, payload: {'city': payload['city'], 'temp': 21})\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        ops = load_plugins(["my_ops:register"], default_operations())
+    finally:
+        sys.path.remove(str(tmp_path))
+    rt = Runtime(RuntimeConfig(cache_dir=tmp_path / "cache"), operations=ops)
+    payload = '{\\"city\\":\\"Oslo\\"}'
+    wasm = wat_module(_call_body(512, 16, 600, 15), data={512: "query:weather.v1", 600: payload})
+    out = run_job(rt, store, wasm, manifest=_kv_manifest(["query:"]))
+    assert out.result == {"city": "Oslo", "temp": 21}
+    rt.close()
