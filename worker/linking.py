@@ -22,6 +22,7 @@ from .errors import HostAbort
 from .host import HostState, current
 
 _KEEP_ALIVE: list[Any] = []
+_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
 
 
 def _trap_pointer(message: str) -> int:
@@ -94,7 +95,7 @@ def define_fast(linker: wasmtime.Linker) -> None:
             ty.ptr(),
             cb,
             None,
-            ctypes.cast(None, ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
+            _NO_FINALIZER,
         )
         if err:
             raise wasmtime.WasmtimeError._from_ptr(err)

@@ -285,7 +285,7 @@ class Runtime:
     @staticmethod
     def _init(host: HostState, store: wasmtime.Store, instance: wasmtime.Instance) -> None:
         init = instance.exports(store).get("plugin_init")
-        if init is None:
+        if not isinstance(init, wasmtime.Func):
             return
         host.registering = True
         try:
