@@ -1,0 +1,49 @@
+"""Plain Celery tasks the fleet rows compare WasmJobs against, and the producer's Celery client.
+
+The bench starts workers with ``--include bench.tasks``, so these run in the
+same worker processes, on the same broker and queue, with the same settings
+as ``wasmjob.run``: the only difference left is the sandbox.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, shared_task
+
+NOOP = "bench.noop"
+PRIMES_PY = "bench.count_primes_py"
+
+
+@shared_task(name=NOOP)
+def noop() -> int:
+    """A trivial task: the baseline of row 1."""
+    return 0
+
+
+@shared_task(name=PRIMES_PY)
+def count_primes_py(limit: int) -> dict[str, Any]:
+    """The primes job's algorithm in pure Python: the Python baseline of row 4."""
+    import time
+
+    from bench.native.primes import count_primes
+
+    t0 = time.perf_counter()
+    count = count_primes(limit)
+    return {"limit": limit, "count": count, "seconds": time.perf_counter() - t0}
+
+
+def producer_app(redis_url: str) -> Celery:
+    """A Celery client with the fleet's own settings (broker, serializers, result backend)."""
+    from broker_config import Settings, celery_config
+
+    settings = Settings(redis_url=redis_url)
+    app = Celery("wasmjob-bench", set_as_current=False)
+    app.config_from_object(celery_config(settings).as_dict())
+    return app
+
+
+def queue_name(redis_url: str) -> str:
+    from broker_config import Settings
+
+    return Settings(redis_url=redis_url).queue
