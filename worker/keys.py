@@ -1,0 +1,121 @@
+"""Every Redis key wasmjob uses, in one place, so the data layout reads at a glance.
+
+All keys start with a prefix (``wasmjob`` unless configured), so one Redis can
+hold several fleets. Lua scripts never build keys: Python passes them in.
+
+Jobs
+  {p}:job:{id}                 hash    the job record (see ``records.py`` for its fields)
+  {p}:job:{id}:state           string  bytes of the last successful checkpoint
+  {p}:job:{id}:lease           string  "<token>|<owner>", expires after the lease TTL
+  {p}:job:{id}:logs            list    JSON log lines, trimmed to the newest N
+  {p}:job:{id}:warnings        list    warning texts, trimmed to the newest N
+  {p}:job:{id}:events          list    JSON lifecycle events (claimed, checkpoint-resumed, lost, completed ...)
+  {p}:jobs                     zset    every job id, scored by creation time (ms)
+  {p}:active                   set     ids of jobs whose status is ``running`` (the recovery sweep scans it)
+  {p}:outbox                   zset    job ids whose next message is due, scored by due time (ms)
+
+Extensions
+  {p}:ext:ids                  set     every extension id ever registered
+  {p}:ext:{id}:versions        hash    version -> "sha256:<hex>" (an id@version never changes)
+  {p}:ext:{id}:running         zset    job ids holding a lease, scored by lease expiry (concurrency)
+  {p}:ext:{id}:waiting         zset    job ids waiting for a free slot, scored by arrival
+  {p}:module:{hex}             string  module bytes, addressed by their SHA-256
+  {p}:module:{hex}:meta        hash    id, version, manifest JSON, jobs JSON, size, added_at
+
+Usage, key-value, fleet
+  {p}:usage                    set     "<extension id>|<tenant>" pairs with usage
+  {p}:usage:{ext}|{tenant}     hash    runs, fuel, wall_seconds, completed, failed, cancelled, abandoned
+  {p}:kv:{namespace}           hash    an extension's key-value pairs; namespace = "<tenant>:<extension>"
+  {p}:sweep:lock               string  held by the worker running the recovery sweep
+  {p}:worker:{name}:stopping   string  set while a worker shuts down: its jobs checkpoint and move
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "wasmjob"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Builds every key for one key prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    # jobs -------------------------------------------------------------------
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def state(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:state"
+
+    def lease(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:lease"
+
+    def logs(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:logs"
+
+    def warnings(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:warnings"
+
+    def events(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:events"
+
+    @property
+    def jobs(self) -> str:
+        return f"{self.prefix}:jobs"
+
+    @property
+    def active(self) -> str:
+        return f"{self.prefix}:active"
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.prefix}:outbox"
+
+    # extensions -------------------------------------------------------------
+
+    @property
+    def ext_ids(self) -> str:
+        return f"{self.prefix}:ext:ids"
+
+    def ext_versions(self, ext_id: str) -> str:
+        return f"{self.prefix}:ext:{ext_id}:versions"
+
+    def ext_running(self, ext_id: str) -> str:
+        return f"{self.prefix}:ext:{ext_id}:running"
+
+    def ext_waiting(self, ext_id: str) -> str:
+        return f"{self.prefix}:ext:{ext_id}:waiting"
+
+    def module(self, hex_digest: str) -> str:
+        return f"{self.prefix}:module:{hex_digest}"
+
+    def module_meta(self, hex_digest: str) -> str:
+        return f"{self.prefix}:module:{hex_digest}:meta"
+
+    # usage, kv, fleet ---------------------------------------------------------
+
+    @property
+    def usage_index(self) -> str:
+        return f"{self.prefix}:usage"
+
+    def usage(self, ext_id: str, tenant: str) -> str:
+        return f"{self.prefix}:usage:{usage_member(ext_id, tenant)}"
+
+    def kv(self, namespace: str) -> str:
+        return f"{self.prefix}:kv:{namespace}"
+
+    @property
+    def sweep_lock(self) -> str:
+        return f"{self.prefix}:sweep:lock"
+
+    def worker_stopping(self, worker_name: str) -> str:
+        return f"{self.prefix}:worker:{worker_name}:stopping"
+
+
+def usage_member(ext_id: str, tenant: str) -> str:
+    """The member of the usage index for one (extension, tenant) pair."""
+    return f"{ext_id}|{tenant}"

@@ -1,0 +1,42 @@
+-- Prepended to every wasmjob script: lease parsing, fencing, time and events.
+-- Keys are always passed in from Python (worker/keys.py); scripts never build them.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The token and owner of a lease value "<token>|<owner>", or nil when no lease is held.
+local function lease_of(lease_key)
+  local v = redis.call('GET', lease_key)
+  if not v then return nil, nil end
+  local tok, owner = string.match(v, '^(%d+)|(.*)$')
+  return tonumber(tok), owner
+end
+
+-- True when `token` holds the job's lease right now; counts refused writes otherwise.
+local function holds(job_key, lease_key, token)
+  local tok = lease_of(lease_key)
+  if tok ~= nil and tok == tonumber(token) then return true end
+  if redis.call('EXISTS', job_key) == 1 then
+    redis.call('HINCRBY', job_key, 'refused_writes', 1)
+  end
+  return false
+end
+
+local function lease_lost(token)
+  return redis.error_reply('LEASE_LOST token ' .. tostring(token) .. ' no longer holds the lease')
+end
+
+-- Append one lifecycle event (a JSON object) to the job's capped event list.
+local function event(events_key, now, kind, fields)
+  fields = fields or {}
+  fields['ts'] = now / 1000
+  fields['event'] = kind
+  redis.call('RPUSH', events_key, cjson.encode(fields))
+  redis.call('LTRIM', events_key, -200, -1)
+end
+
+local function hget_num(key, field)
+  return tonumber(redis.call('HGET', key, field) or '0') or 0
+end

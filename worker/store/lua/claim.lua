@@ -1,0 +1,52 @@
+-- A worker claims a delivered job: checks its status, the message's dispatch number and the
+-- extension's fleet-wide concurrency, then takes the lease and marks the job running.
+-- KEYS: job, lease, active, outbox, ext_running, ext_waiting, events
+-- ARGV: owner, ttl_ms, dispatch, concurrent_limit, wait_ms, job_id
+-- Returns {'ok', token, checkpoints, attempts} | {'skip', why} | {'held', owner} | {'wait', running}
+local job, owner, ttl, job_id = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[6]
+if redis.call('EXISTS', job) == 0 then return {'skip', 'missing'} end
+local status = redis.call('HGET', job, 'status')
+if status ~= 'queued' and status ~= 'running' then return {'skip', status} end
+local current = hget_num(job, 'dispatch')
+local dispatch = tonumber(ARGV[3])
+if dispatch < current then return {'skip', 'stale'} end
+if dispatch > current then return {'skip', 'unknown-dispatch'} end
+local tok, holder = lease_of(KEYS[2])
+if tok ~= nil then
+  -- the same claim retried after a lost reply gets the same answer
+  if holder == owner then
+    return {'ok', tok, hget_num(job, 'checkpoints'), hget_num(job, 'attempts')}
+  end
+  return {'held', holder}
+end
+if status == 'running' then return {'skip', 'running-unleased'} end
+local now = now_ms()
+local limit = tonumber(ARGV[4])
+if limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  local running = redis.call('ZCARD', KEYS[5])
+  if running >= limit then
+    redis.call('ZADD', KEYS[6], 'NX', now, job_id)
+    redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), job_id)
+    redis.call('HSET', job, 'message', 'waiting for a free slot (concurrent_jobs=' .. limit .. ')',
+      'updated_at', now)
+    return {'wait', running}
+  end
+end
+local token = redis.call('HINCRBY', job, 'fence', 1)
+redis.call('SET', KEYS[2], token .. '|' .. owner, 'PX', ttl)
+redis.call('SADD', KEYS[3], job_id)
+redis.call('ZREM', KEYS[4], job_id)
+redis.call('ZREM', KEYS[6], job_id)
+redis.call('ZADD', KEYS[5], now + ttl, job_id)
+local checkpoints = hget_num(job, 'checkpoints')
+local attempts = redis.call('HINCRBY', job, 'attempts', 1)
+redis.call('HSET', job, 'status', 'running', 'worker', owner, 'run_started_at', now,
+  'ckpt_at_claim', checkpoints, 'updated_at', now)
+if not redis.call('HGET', job, 'started_at') then redis.call('HSET', job, 'started_at', now) end
+if checkpoints > 0 then
+  redis.call('HSET', job, 'progress', redis.call('HGET', job, 'ckpt_progress') or '0')
+end
+event(KEYS[7], now, 'claimed', {worker = owner, token = token, attempt = attempts,
+  from_checkpoint = checkpoints})
+return {'ok', token, checkpoints, attempts}

@@ -1,0 +1,46 @@
+-- Recovery sweep, one job: a running job whose lease expired goes back to the queue from its
+-- last checkpoint (or fails when it stopped making progress across attempts).
+-- KEYS: job, lease, active, outbox, ext_running, events    ARGV: max_stalls, job_id
+-- Returns {status, dispatch} or 0 when there is nothing to recover.
+local job, job_id = KEYS[1], ARGV[2]
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('HGET', job, 'status') ~= 'running' then
+  redis.call('SREM', KEYS[3], job_id)
+  return 0
+end
+local now = now_ms()
+local worker = redis.call('HGET', job, 'worker') or '?'
+local checkpoints = hget_num(job, 'checkpoints')
+local progressed = checkpoints > hget_num(job, 'ckpt_at_claim')
+local stalls = 0
+if not progressed then stalls = hget_num(job, 'stalls') + 1 end
+redis.call('SREM', KEYS[3], job_id)
+redis.call('ZREM', KEYS[5], job_id)
+redis.call('HDEL', job, 'worker')
+local control = redis.call('HGET', job, 'control') or ''
+local status
+if control == 'cancel' then
+  status = 'cancelled'
+elseif stalls >= tonumber(ARGV[1]) then
+  status = 'failed'
+  redis.call('HSET', job, 'error', 'no progress across ' .. stalls ..
+    ' attempts (no new checkpoint); last: worker ' .. worker .. ' lost')
+elseif control == 'pause' then
+  status = 'paused'
+else
+  status = 'queued'
+end
+redis.call('HSET', job, 'status', status, 'stalls', stalls, 'updated_at', now, 'control', '',
+  'last_error', 'worker ' .. worker .. ' lost (lease expired)')
+redis.call('HINCRBY', job, 'recoveries', 1)
+local dispatch = hget_num(job, 'dispatch')
+if status == 'queued' then
+  dispatch = redis.call('HINCRBY', job, 'dispatch', 1)
+  redis.call('HSET', job, 'queued_at', now, 'progress', redis.call('HGET', job, 'ckpt_progress') or '0',
+    'message', 'worker ' .. worker .. ' lost; resuming from checkpoint ' .. checkpoints)
+  redis.call('ZADD', KEYS[4], now, job_id)
+else
+  redis.call('HSET', job, 'finished_at', now)
+end
+event(KEYS[6], now, 'lost', {worker = worker, next = status, from_checkpoint = checkpoints})
+return {status, dispatch}

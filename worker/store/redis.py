@@ -1,0 +1,244 @@
+"""The checkpoint store of the fleet: job state in Redis, every write fenced by a Lua script.
+
+The Lua scripts live beside this module (``lua/*.lua``, with ``_lib.lua``
+prepended to each). A lease is a key ``"<token>|<owner>"`` with a TTL; a write
+is accepted only while its token is the one in that key, so a worker that was
+stopped past its TTL can never overwrite a newer checkpoint or finish a job twice.
+Redis errors become :class:`StoreUnavailable` / :class:`LeaseLost` here, at the edge.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from ..errors import (
+    CheckpointTooLarge,
+    InvalidTransition,
+    LeaseHeld,
+    LeaseLost,
+    ManifestError,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+)
+from ..keys import Keys
+from .base import ProgressUpdate
+
+LUA_DIR = Path(__file__).with_name("lua")
+SCRIPT_NAMES = (
+    "acquire",
+    "renew",
+    "release",
+    "checkpoint",
+    "create",
+    "claim",
+    "finish",
+    "recover",
+    "control",
+    "outbox_take",
+    "outbox_ack",
+    "register",
+)
+DEFAULT_MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024
+LOG_LINES_KEPT = 1000
+WARNINGS_KEPT = 100
+
+# Lua error prefixes -> our errors (the script's text follows the prefix).
+_SCRIPT_ERRORS: dict[str, type[StoreError] | type[Exception]] = {
+    "LEASE_LOST": LeaseLost,
+    "LEASE_HELD": LeaseHeld,
+    "TOO_LARGE": CheckpointTooLarge,
+    "NOT_FOUND": NotFound,
+    "INVALID": InvalidTransition,
+    "IMMUTABLE": ManifestError,
+}
+
+
+def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
+    """A Redis client for ``url`` (``redis://``, ``rediss://``, ``unix://``; password in the URL).
+
+    Replies stay bytes (checkpoints are binary). A command is retried twice on a
+    dropped connection, quickly, so a restarted Redis is picked up again.
+    """
+    try:
+        return redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=min(timeout, 2.0),
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+            health_check_interval=30,
+        )
+    except ValueError as exc:
+        raise StoreUnavailable(f"bad Redis URL {redact(url)}: {exc}") from exc
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0] if ":" in creds else ""
+    return f"{scheme}://{user}:***@{host}"
+
+
+@contextmanager
+def translated(job_id: str | None = None) -> Iterator[None]:
+    """Turn redis-py errors, and the error replies of our scripts, into wasmjob errors."""
+    try:
+        yield
+    except redis.exceptions.ResponseError as exc:
+        text = str(exc)
+        prefix, _, rest = text.partition(" ")
+        kind = _SCRIPT_ERRORS.get(prefix)
+        if kind is LeaseHeld:
+            raise LeaseHeld(f"already running in {rest}", job_id=job_id) from exc
+        if kind is not None:
+            raise kind(rest or text, job_id=job_id) from exc
+        if text.startswith(("NOAUTH", "WRONGPASS")):
+            raise StoreUnavailable(f"Redis refused the credentials: {text}", job_id=job_id) from exc
+        raise StoreUnavailable(f"Redis error: {text}", job_id=job_id) from exc
+    except redis.exceptions.AuthenticationError as exc:
+        raise StoreUnavailable(f"Redis refused the credentials: {exc}", job_id=job_id) from exc
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise StoreUnavailable(f"Redis unreachable: {exc}", job_id=job_id) from exc
+    except redis.exceptions.RedisError as exc:
+        raise StoreUnavailable(f"Redis error: {exc}", job_id=job_id) from exc
+
+
+class Scripts:
+    """The Lua scripts registered on one client; each runs by EVALSHA and reloads after a restart."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        prelude = (LUA_DIR / "_lib.lua").read_text()
+        self._scripts = {
+            name: client.register_script(prelude + "\n" + (LUA_DIR / f"{name}.lua").read_text())
+            for name in SCRIPT_NAMES
+        }
+
+    def __call__(self, name: str, keys: Sequence[str], args: Sequence[Any], *, job_id: str | None = None) -> Any:
+        with translated(job_id):
+            return self._scripts[name](keys=list(keys), args=list(args))
+
+
+class RedisStore:
+    """:class:`~worker.store.base.CheckpointStore` on Redis.
+
+    Takes a client (see :func:`connect`), the key layout, and the largest
+    checkpoint accepted (the runtime enforces the job's own, smaller limit first).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys | None = None,
+        *,
+        max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES,
+    ) -> None:
+        self.client = client
+        self.keys = keys or Keys()
+        self.scripts = Scripts(client)
+        self.max_checkpoint_bytes = max_checkpoint_bytes
+
+    @classmethod
+    def from_url(cls, url: str, keys: Keys | None = None, **kwargs: Any) -> RedisStore:
+        return cls(connect(url), keys, **kwargs)
+
+    # leases -------------------------------------------------------------------
+
+    def acquire(self, job_id: str, owner: str, ttl: float) -> int:
+        k = self.keys
+        return int(self.scripts("acquire", [k.job(job_id), k.lease(job_id)], [owner, _ms(ttl)], job_id=job_id))
+
+    def renew(self, job_id: str, token: int, ttl: float, *, ext_id: str | None = None) -> bool:
+        keys = [self.keys.lease(job_id)] + ([self.keys.ext_running(ext_id)] if ext_id else [])
+        return bool(self.scripts("renew", keys, [token, _ms(ttl), job_id], job_id=job_id))
+
+    def release(self, job_id: str, token: int, *, ext_id: str | None = None) -> None:
+        keys = [self.keys.lease(job_id)] + ([self.keys.ext_running(ext_id)] if ext_id else [])
+        self.scripts("release", keys, [token, job_id], job_id=job_id)
+
+    def lease_holder(self, job_id: str) -> tuple[int, str] | None:
+        """The (token, owner) holding the job's lease now, or None."""
+        with translated(job_id):
+            raw = self.client.get(self.keys.lease(job_id))
+        if raw is None:
+            return None
+        token, _, owner = raw.decode().partition("|")
+        return int(token), owner
+
+    # checkpoints and progress ---------------------------------------------------
+
+    def load_checkpoint(self, job_id: str) -> bytes | None:
+        with translated(job_id):
+            data = self.client.get(self.keys.state(job_id))
+        return None if data is None else bytes(data)
+
+    def save_checkpoint(
+        self, job_id: str, token: int, state: bytes, update: ProgressUpdate | None = None
+    ) -> None:
+        if len(state) > self.max_checkpoint_bytes:
+            raise CheckpointTooLarge(
+                f"checkpoint of {len(state)} bytes exceeds the store's {self.max_checkpoint_bytes}", job_id=job_id
+            )
+        self._write(job_id, token, "state", state, update or ProgressUpdate())
+
+    def record_progress(self, job_id: str, token: int, update: ProgressUpdate) -> None:
+        self._write(job_id, token, "progress", b"", update)
+
+    def _write(self, job_id: str, token: int, mode: str, state: bytes, update: ProgressUpdate) -> None:
+        k = self.keys
+        logs = [
+            json.dumps({"ts": round(line.ts, 3), "level": line.level, "msg": line.message}) for line in update.logs
+        ]
+        args: list[Any] = [
+            token,
+            mode,
+            state,
+            self.max_checkpoint_bytes,
+            "" if update.progress is None else repr(float(update.progress)),
+            "0" if update.message is None else "1",
+            update.message or "",
+            int(update.items),
+            int(update.bytes),
+            LOG_LINES_KEPT,
+            WARNINGS_KEPT,
+            len(logs),
+            *logs,
+            *update.warnings,
+        ]
+        self.scripts(
+            "checkpoint",
+            [k.job(job_id), k.lease(job_id), k.state(job_id), k.logs(job_id), k.warnings(job_id)],
+            args,
+            job_id=job_id,
+        )
+
+    # key-value pairs of extensions ----------------------------------------------
+
+    def kv_get(self, namespace: str, key: str) -> str | None:
+        with translated():
+            raw = self.client.hget(self.keys.kv(namespace), key)
+        return None if raw is None else raw.decode()
+
+    def kv_set(self, namespace: str, key: str, value: str) -> None:
+        with translated():
+            self.client.hset(self.keys.kv(namespace), key, value)
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless Redis answers."""
+        with translated():
+            self.client.ping()
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
