@@ -1,0 +1,428 @@
+"""Job records in Redis: what a job is, where it stands, and every change of its status.
+
+A record is one hash (``Keys.job``). Its status changes only inside Lua scripts
+(``store/lua``): ``create`` → queued; ``claim`` → running under a fenced lease;
+``finish`` → completed / failed / paused / cancelled / queued again; ``recover``
+(the sweep) → queued from the last checkpoint; ``control`` → pause, resume, cancel.
+A message carries the job's *dispatch* number; a delivery whose number is older
+than the record's is a stale duplicate and is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import msgpack
+import redis
+
+from .errors import NotFound
+from .keys import Keys
+from .store.redis import Scripts, translated
+
+STATUSES = ("queued", "running", "paused", "cancelled", "completed", "failed")
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+FinishKind = Literal["completed", "failed", "interrupted", "retry"]
+
+_INTS = (
+    "dispatch", "attempts", "checkpoints", "stalls", "recoveries", "items", "bytes",
+    "fuel", "peak_memory", "refused_writes", "priority", "fence",
+)
+_FLOATS = ("progress", "wall_seconds")
+_TIMES = ("created_at", "queued_at", "started_at", "run_started_at", "finished_at", "updated_at", "checkpoint_at")
+
+
+@dataclass
+class JobRecord:
+    """Everything stored about one job; times are unix seconds."""
+
+    id: str
+    status: str
+    extension: str = ""
+    ext_id: str = ""
+    ext_version: str = ""
+    digest: str = ""
+    job: str = ""
+    params: Any = None
+    tenant: str | None = None
+    queue: str | None = None
+    priority: int | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+    dispatch: int = 0
+    attempts: int = 0
+    recoveries: int = 0
+    stalls: int = 0
+    worker: str | None = None
+    control: str = ""
+    progress: float = 0.0
+    message: str = ""
+    items: int = 0
+    bytes: int = 0
+    checkpoints: int = 0
+    result: Any = None
+    error: str | None = None
+    last_error: str | None = None
+    fuel: int = 0
+    wall_seconds: float = 0.0
+    peak_memory: int = 0
+    refused_writes: int = 0
+    created_at: float | None = None
+    queued_at: float | None = None
+    started_at: float | None = None
+    run_started_at: float | None = None
+    finished_at: float | None = None
+    updated_at: float | None = None
+    checkpoint_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_hash(cls, raw: dict[bytes, bytes]) -> JobRecord:
+        h = {k.decode(): v for k, v in raw.items()}
+        text = {k: v.decode("utf-8", "replace") for k, v in h.items() if k not in ("params",)}
+        out: dict[str, Any] = {
+            "id": text.get("id", ""),
+            "status": text.get("status", "queued"),
+            "params": _unpack(h.get("params")),
+            "limits": json.loads(text["limits"]) if text.get("limits") else {},
+            "result": json.loads(text["result"]) if text.get("result") else None,
+        }
+        for name in ("extension", "ext_id", "ext_version", "digest", "job", "message", "control"):
+            out[name] = text.get(name, "")
+        for name in ("tenant", "queue", "worker", "error", "last_error"):
+            out[name] = text.get(name) or None
+        for name in _INTS:
+            if name in text and name in cls.__dataclass_fields__:
+                out[name] = int(float(text[name] or 0))
+        out["priority"] = int(text["priority"]) if text.get("priority") else None
+        for name in _FLOATS:
+            out[name] = float(text.get(name) or 0)
+        for name in _TIMES:
+            out[name] = int(text[name]) / 1000 if text.get(name) else None
+        return cls(**out)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What ``claim`` decided: ``ok`` (with the lease token), ``skip``, ``held`` or ``wait``."""
+
+    outcome: Literal["ok", "skip", "held", "wait"]
+    token: int = 0
+    checkpoints: int = 0
+    attempts: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The status a run left its job in, the dispatch to send (if queued) and a woken waiter."""
+
+    status: str
+    dispatch: int
+    woken: str | None = None
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """Accumulated usage of one extension by one tenant."""
+
+    extension: str
+    tenant: str
+    runs: int
+    fuel: int
+    wall_seconds: float
+    completed: int
+    failed: int
+    cancelled: int
+    abandoned: int
+
+
+class Records:
+    """Reads and changes job records; takes a client, the key layout and the fleet's policy.
+
+    ``max_stalls`` is how many attempts in a row may end without a new checkpoint
+    before a job fails; ``grace`` is how long a published-but-unacknowledged
+    outbox entry waits before the sweep sends it again.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, *, max_stalls: int = 3, grace: float = 10.0) -> None:
+        self.client = client
+        self.keys = keys
+        self.scripts = scripts
+        self.max_stalls = max_stalls
+        self.grace_ms = int(grace * 1000)
+
+    # creating and reading ---------------------------------------------------------
+
+    def create(
+        self,
+        job_id: str,
+        *,
+        extension: str,
+        digest: str,
+        ext_id: str,
+        ext_version: str,
+        job: str,
+        params: Any,
+        tenant: str | None,
+        queue: str | None,
+        priority: int | None,
+        limits: dict[str, Any] | None,
+        dispatch: int,
+        enqueue: bool,
+    ) -> bool:
+        """Create the record (status queued) unless it exists; True when it was created."""
+        fields: dict[str, Any] = {
+            "extension": extension,
+            "digest": digest,
+            "ext_id": ext_id,
+            "ext_version": ext_version,
+            "job": job,
+            "params": msgpack.packb(params, use_bin_type=True),
+            "tenant": tenant or "",
+            "queue": queue or "",
+            "priority": "" if priority is None else int(priority),
+            "limits": json.dumps(limits or {}),
+        }
+        k = self.keys
+        args: list[Any] = [job_id, dispatch, "1" if enqueue else "0", self.grace_ms]
+        for name, value in fields.items():
+            args += [name, value]
+        created = self.scripts("create", [k.job(job_id), k.jobs, k.outbox, k.events(job_id)], args, job_id=job_id)
+        return bool(created)
+
+    def get(self, job_id: str) -> JobRecord:
+        with translated(job_id):
+            raw = self.client.hgetall(self.keys.job(job_id))
+        if not raw:
+            raise NotFound(f"no job {job_id}")
+        return JobRecord.from_hash(raw)
+
+    def exists(self, job_id: str) -> bool:
+        with translated(job_id):
+            return bool(self.client.exists(self.keys.job(job_id)))
+
+    def recent(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
+        """The newest ``limit`` jobs, newest first, optionally only those in ``status``."""
+        out: list[JobRecord] = []
+        for chunk in self._ids_newest_first():
+            with translated():
+                pipe = self.client.pipeline(transaction=False)
+                for job_id in chunk:
+                    pipe.hgetall(self.keys.job(job_id))
+                rows = pipe.execute()
+            for raw in rows:
+                if raw:
+                    rec = JobRecord.from_hash(raw)
+                    if status is None or rec.status == status:
+                        out.append(rec)
+                        if len(out) >= limit:
+                            return out
+        return out
+
+    def _ids_newest_first(self, chunk: int = 200) -> Iterator[list[str]]:
+        start = 0
+        while True:
+            with translated():
+                ids = self.client.zrevrange(self.keys.jobs, start, start + chunk - 1)
+            if not ids:
+                return
+            yield [i.decode() for i in ids]
+            start += chunk
+
+    def logs(self, job_id: str, last: int = 200) -> list[dict[str, Any]]:
+        with translated(job_id):
+            lines = self.client.lrange(self.keys.logs(job_id), -last, -1)
+        return [json.loads(line) for line in lines]
+
+    def warnings(self, job_id: str) -> list[str]:
+        with translated(job_id):
+            return [w.decode("utf-8", "replace") for w in self.client.lrange(self.keys.warnings(job_id), 0, -1)]
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        with translated(job_id):
+            return [json.loads(e) for e in self.client.lrange(self.keys.events(job_id), 0, -1)]
+
+    def watch_fields(self, job_id: str, worker_name: str) -> tuple[str, float, str, bool]:
+        """(control, progress, message, worker stopping) in one round trip, for the interrupt watcher."""
+        with translated(job_id):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(self.keys.job(job_id), "control", "progress", "message")
+            pipe.exists(self.keys.worker_stopping(worker_name))
+            (control, progress, message), stopping = pipe.execute()
+        return (
+            (control or b"").decode(),
+            float(progress or 0),
+            (message or b"").decode("utf-8", "replace"),
+            bool(stopping),
+        )
+
+    # the lifecycle of a run ------------------------------------------------------------
+
+    def claim(self, job_id: str, ext_id: str, owner: str, ttl: float, dispatch: int, limit: int, wait: float) -> Claim:
+        k = self.keys
+        reply = self.scripts(
+            "claim",
+            [k.job(job_id), k.lease(job_id), k.active, k.outbox, k.ext_running(ext_id), k.ext_waiting(ext_id), k.events(job_id)],
+            [owner, int(ttl * 1000), dispatch, limit, int(wait * 1000), job_id],
+            job_id=job_id,
+        )
+        what = reply[0].decode()
+        if what == "ok":
+            return Claim("ok", token=int(reply[1]), checkpoints=int(reply[2]), attempts=int(reply[3]))
+        return Claim(what, detail=_text(reply[1]) if len(reply) > 1 else "")  # type: ignore[arg-type]
+
+    def finish(
+        self,
+        job_id: str,
+        *,
+        ext_id: str,
+        tenant: str,
+        token: int,
+        kind: FinishKind,
+        result: Any = None,
+        error: str = "",
+        delay: float = 0.0,
+        fuel: int = 0,
+        wall_seconds: float = 0.0,
+        peak_memory: int = 0,
+        detail: str = "",
+    ) -> Finished:
+        """Write the end of a run, fenced by ``token`` (LeaseLost when it no longer holds the lease)."""
+        k = self.keys
+        reply = self.scripts(
+            "finish",
+            [
+                k.job(job_id), k.lease(job_id), k.active, k.outbox, k.ext_running(ext_id),
+                k.ext_waiting(ext_id), k.events(job_id), k.usage(ext_id, tenant), k.usage_index,
+            ],
+            [
+                token, kind, "" if result is None else to_json(result), error, int(delay * 1000),
+                self.max_stalls, int(fuel), repr(float(wall_seconds)), int(peak_memory),
+                f"{ext_id}|{tenant}", job_id, self.grace_ms, detail,
+            ],
+            job_id=job_id,
+        )
+        return Finished(reply[0].decode(), int(reply[1]), _text(reply[2]) or None)
+
+    def recover(self, job_id: str) -> Finished | None:
+        """Requeue a running job whose lease expired (the sweep); None when it is alive or not running."""
+        k = self.keys
+        with translated(job_id):
+            ext_id = (self.client.hget(k.job(job_id), "ext_id") or b"").decode()
+        reply = self.scripts(
+            "recover",
+            [k.job(job_id), k.lease(job_id), k.active, k.outbox, k.ext_running(ext_id), k.events(job_id)],
+            [self.max_stalls, job_id],
+            job_id=job_id,
+        )
+        if not reply:
+            return None
+        return Finished(reply[0].decode(), int(reply[1]))
+
+    def control(self, job_id: str, action: Literal["pause", "resume", "cancel"]) -> tuple[str, int, bool]:
+        """Apply pause/resume/cancel; returns (status, dispatch, whether a message must be sent now)."""
+        k = self.keys
+        with translated(job_id):
+            ext_id = (self.client.hget(k.job(job_id), "ext_id") or b"").decode()
+        reply = self.scripts(
+            "control",
+            [k.job(job_id), k.outbox, k.events(job_id), k.ext_waiting(ext_id)],
+            [action, job_id, self.grace_ms],
+            job_id=job_id,
+        )
+        return reply[0].decode(), int(reply[1]), reply[2] == b"1"
+
+    def active_ids(self) -> list[str]:
+        with translated():
+            return [m.decode() for m in self.client.smembers(self.keys.active)]
+
+    def leases_alive(self, job_ids: list[str]) -> list[bool]:
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.exists(self.keys.lease(job_id))
+            return [bool(x) for x in pipe.execute()]
+
+    # the outbox: messages still to be sent -----------------------------------------------
+
+    def outbox_take(self, max_entries: int = 100) -> list[str]:
+        reply = self.scripts("outbox_take", [self.keys.outbox], [self.grace_ms, max_entries])
+        return [_text(r) for r in reply]
+
+    def outbox_ack(self, job_id: str, dispatch: int) -> None:
+        self.scripts("outbox_ack", [self.keys.outbox, self.keys.job(job_id)], [job_id, dispatch], job_id=job_id)
+
+    # usage ---------------------------------------------------------------------------
+
+    def add_abandoned_usage(self, ext_id: str, tenant: str, fuel: int, wall_seconds: float) -> None:
+        """Bill a run whose lease was lost: its job state is not touched, only the usage ledger."""
+        key = self.keys.usage(ext_id, tenant)
+        with translated():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.sadd(self.keys.usage_index, f"{ext_id}|{tenant}")
+            pipe.hincrby(key, "runs", 1)
+            pipe.hincrby(key, "abandoned", 1)
+            pipe.hincrby(key, "fuel", int(fuel))
+            pipe.hincrbyfloat(key, "wall_seconds", float(wall_seconds))
+            pipe.execute()
+
+    def usage(self) -> list[UsageRow]:
+        with translated():
+            members = sorted(m.decode() for m in self.client.smembers(self.keys.usage_index))
+            pipe = self.client.pipeline(transaction=False)
+            for member in members:
+                ext_id, _, tenant = member.partition("|")
+                pipe.hgetall(self.keys.usage(ext_id, tenant))
+            rows = pipe.execute()
+        out = []
+        for member, raw in zip(members, rows):
+            ext_id, _, tenant = member.partition("|")
+            h = {k.decode(): v.decode() for k, v in raw.items()}
+            out.append(
+                UsageRow(
+                    extension=ext_id,
+                    tenant=tenant,
+                    runs=int(h.get("runs", 0)),
+                    fuel=int(h.get("fuel", 0)),
+                    wall_seconds=float(h.get("wall_seconds", 0)),
+                    completed=int(h.get("completed", 0)),
+                    failed=int(h.get("failed", 0)),
+                    cancelled=int(h.get("cancelled", 0)),
+                    abandoned=int(h.get("abandoned", 0)),
+                )
+            )
+        return out
+
+
+def to_json(value: Any) -> str:
+    """JSON for a decoded state; bytes become ``{"$bytes": "<hex>"}`` rather than failing."""
+    return json.dumps(value, default=_jsonable, separators=(",", ":"))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": bytes(value).hex()}
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return repr(value)
+
+
+def _unpack(raw: bytes | None) -> Any:
+    if not raw:
+        return None
+    try:
+        return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        return None
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -1,0 +1,172 @@
+"""The extension registry in Redis: modules addressed by SHA-256, named by id and version.
+
+Producers upload a module and its manifest once; workers fetch the bytes by
+digest on a cache miss and verify them before compiling, so no filesystem is
+shared between them. An ``id@version`` is immutable: registering a different
+module under it is refused. A job names its extension as ``id`` (the highest
+version), ``id@version`` or ``sha256:<hex>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from .errors import ModuleError, NotFound
+from .keys import Keys
+from .manifest import Manifest
+from .store.redis import Scripts, translated
+
+MAX_MODULE_BYTES = 64 * 1024 * 1024
+_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class ExtensionRef:
+    """One registered module: its id, version, digest ("sha256:<hex>"), jobs and size."""
+
+    id: str
+    version: str
+    digest: str
+    jobs: tuple[str, ...]
+    size: int
+    state_encoding: str = "json"
+    added_at: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.id}@{self.version}"
+
+    @property
+    def hex(self) -> str:
+        return self.digest.split(":", 1)[1]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "digest": self.digest,
+            "jobs": list(self.jobs),
+            "size": self.size,
+            "state_encoding": self.state_encoding,
+            "added_at": self.added_at,
+        }
+
+
+def digest_of(wasm: bytes) -> str:
+    return "sha256:" + hashlib.sha256(wasm).hexdigest()
+
+
+class Registry:
+    """Registers, resolves and fetches extension modules; takes a client, keys and scripts."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts) -> None:
+        self.client = client
+        self.keys = keys
+        self.scripts = scripts
+
+    def add(self, wasm: bytes, manifest: Manifest, jobs: list[str] | tuple[str, ...]) -> ExtensionRef:
+        """Store ``wasm`` under its digest and ``manifest.id@version``; the caller validated it."""
+        if len(wasm) > MAX_MODULE_BYTES:
+            raise ModuleError(f"module is {len(wasm)} bytes; the registry takes at most {MAX_MODULE_BYTES}")
+        digest = digest_of(wasm)
+        hex_digest = digest.split(":", 1)[1]
+        k = self.keys
+        meta = {
+            "id": manifest.id,
+            "version": manifest.version,
+            "manifest": json.dumps(manifest.to_dict()),
+            "jobs": json.dumps(list(jobs)),
+            "size": len(wasm),
+        }
+        args: list[Any] = [manifest.id, manifest.version, digest, wasm]
+        for name, value in meta.items():
+            args += [name, value]
+        self.scripts(
+            "register",
+            [k.ext_versions(manifest.id), k.ext_ids, k.module(hex_digest), k.module_meta(hex_digest)],
+            args,
+        )
+        return self.describe(digest)
+
+    def resolve(self, ref: str) -> ExtensionRef:
+        """The module a job names: ``id``, ``id@version`` or ``sha256:<hex>``."""
+        ref = ref.strip()
+        if ref.startswith("sha256:"):
+            if not _DIGEST.match(ref):
+                raise NotFound(f"malformed digest {ref!r}: expected sha256: and 64 lowercase hex digits")
+            return self.describe(ref)
+        ext_id, _, version = ref.partition("@")
+        with translated():
+            versions = {
+                v.decode(): d.decode() for v, d in self.client.hgetall(self.keys.ext_versions(ext_id)).items()
+            }
+        if not versions:
+            raise NotFound(f"no extension {ext_id!r} is registered (wasmjob extensions add PATH)")
+        if version:
+            if version not in versions:
+                raise NotFound(f"extension {ext_id} has no version {version} (has {', '.join(sorted(versions))})")
+            return self.describe(versions[version])
+        return self.describe(versions[max(versions, key=version_key)])
+
+    def describe(self, digest: str) -> ExtensionRef:
+        hex_digest = digest.split(":", 1)[-1]
+        with translated():
+            raw = self.client.hgetall(self.keys.module_meta(hex_digest))
+        if not raw:
+            raise NotFound(f"no module {digest} in the registry")
+        h = {k.decode(): v.decode() for k, v in raw.items()}
+        manifest = json.loads(h.get("manifest", "{}"))
+        return ExtensionRef(
+            id=h["id"],
+            version=h["version"],
+            digest=f"sha256:{hex_digest}",
+            jobs=tuple(json.loads(h.get("jobs", "[]"))),
+            size=int(h.get("size", 0)),
+            state_encoding=manifest.get("wasmjob", {}).get("state_encoding", "json"),
+            added_at=int(h["added_at"]) / 1000 if h.get("added_at") else None,
+        )
+
+    def manifest(self, digest: str) -> Manifest:
+        hex_digest = digest.split(":", 1)[-1]
+        with translated():
+            raw = self.client.hget(self.keys.module_meta(hex_digest), "manifest")
+        if raw is None:
+            raise NotFound(f"no module {digest} in the registry")
+        return Manifest.from_json(raw, source=f"manifest of {digest}")
+
+    def fetch(self, digest: str) -> bytes:
+        """The module's bytes, verified against ``digest`` (a mismatch is a ModuleError)."""
+        hex_digest = digest.split(":", 1)[-1]
+        with translated():
+            wasm = self.client.get(self.keys.module(hex_digest))
+        if wasm is None:
+            raise NotFound(f"no module {digest} in the registry")
+        actual = digest_of(wasm)
+        if actual != f"sha256:{hex_digest}":
+            raise ModuleError(f"module bytes stored for {digest} hash to {actual}: refusing to run them")
+        return bytes(wasm)
+
+    def entries(self) -> list[ExtensionRef]:
+        """Every registered module, by id then version."""
+        with translated():
+            ids = sorted(i.decode() for i in self.client.smembers(self.keys.ext_ids))
+            pipe = self.client.pipeline(transaction=False)
+            for ext_id in ids:
+                pipe.hgetall(self.keys.ext_versions(ext_id))
+            rows = pipe.execute()
+        out: list[ExtensionRef] = []
+        for versions in rows:
+            for version in sorted((v.decode() for v in versions), key=version_key):
+                out.append(self.describe(versions[version.encode()].decode()))
+        return out
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Order versions numerically where they are numbers: 0.10.0 after 0.9.1."""
+    parts = re.split(r"[.\-+]", version)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
