@@ -1,0 +1,113 @@
+"""wasmjob's own settings: one frozen object built from the environment at startup.
+
+Nothing here is read at import time; the Celery app, the client and the CLI
+call :meth:`Settings.from_env` when they start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from worker.errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# environment variable -> field; every field can be set this way
+ENV = {
+    "WASMJOB_REDIS_URL": "redis_url",
+    "WASMJOB_RESULT_URL": "result_url",
+    "WASMJOB_REDIS_CERT_REQS": "ssl_cert_reqs",
+    "WASMJOB_REDIS_CA_CERTS": "ssl_ca_certs",
+    "WASMJOB_PREFIX": "prefix",
+    "WASMJOB_QUEUE": "queue",
+    "WASMJOB_LEASE_TTL": "lease_ttl",
+    "WASMJOB_SWEEP_INTERVAL": "sweep_interval",
+    "WASMJOB_SLICE_SECONDS": "slice_seconds",
+    "WASMJOB_RUN_TIMEOUT": "run_timeout",
+    "WASMJOB_MAX_STALLS": "max_stalls",
+    "WASMJOB_VISIBILITY_TIMEOUT": "visibility_timeout",
+    "WASMJOB_MAX_CHECKPOINT_BYTES": "max_checkpoint_bytes",
+    "WASMJOB_RESULT_EXPIRES": "result_expires",
+    "WASMJOB_CACHE_DIR": "cache_dir",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where Redis is and how the fleet behaves.
+
+    ``lease_ttl``: seconds a lease lives without renewal; a dead worker's jobs
+    resume within about twice this. ``sweep_interval``: how often a worker runs
+    the recovery sweep. ``slice_seconds``: a job runs at most this long per Celery
+    task before it checkpoints and continues in a new one. ``run_timeout``: hard
+    wall-clock limit of one run. ``max_stalls``: attempts in a row without a new
+    checkpoint before a job fails. ``visibility_timeout``: Celery's redelivery
+    timeout for unacknowledged messages; every run ends well before it.
+    """
+
+    redis_url: str = DEFAULT_REDIS_URL
+    result_url: str | None = None
+    ssl_cert_reqs: str = "required"
+    ssl_ca_certs: str | None = None
+    prefix: str = "wasmjob"
+    queue: str = "wasmjob"
+    lease_ttl: float = 10.0
+    sweep_interval: float = 1.0
+    slice_seconds: float = 60.0
+    run_timeout: float = 300.0
+    max_stalls: int = 3
+    visibility_timeout: float = 3600.0
+    max_checkpoint_bytes: int = 16 * 1024 * 1024
+    result_expires: float = 86400.0
+    cache_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``WASMJOB_*`` variables (``os.environ`` by default), then ``overrides``."""
+        env = os.environ if env is None else env
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for var, name in ENV.items():
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            values[name] = _convert(var, raw, str(types[name]))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values).validated()
+
+    def validated(self) -> Settings:
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"WASMJOB_REDIS_URL must start with redis://, rediss:// or unix://, not {self.redis_url!r}")
+        if self.ssl_cert_reqs not in ("required", "optional", "none"):
+            raise ConfigError("WASMJOB_REDIS_CERT_REQS must be required, optional or none")
+        if self.lease_ttl <= 0 or self.sweep_interval <= 0 or self.slice_seconds <= 0 or self.run_timeout <= 0:
+            raise ConfigError("lease TTL, sweep interval, slice and run timeout must be positive")
+        if self.run_timeout >= self.visibility_timeout * 0.9:
+            raise ConfigError(
+                f"WASMJOB_RUN_TIMEOUT ({self.run_timeout:g}s) must stay below 90% of the visibility timeout"
+                f" ({self.visibility_timeout:g}s), or Celery would redeliver running jobs"
+            )
+        if self.max_stalls < 1:
+            raise ConfigError("WASMJOB_MAX_STALLS must be at least 1")
+        return self
+
+    @property
+    def backend_url(self) -> str:
+        return self.result_url or self.redis_url
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes).validated()
+
+
+def _convert(var: str, raw: str, type_name: str) -> Any:
+    try:
+        if "float" in type_name:
+            return float(raw)
+        if "int" in type_name:
+            return int(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not a number") from None
+    return raw
