@@ -1,0 +1,11 @@
+"""The fleet: wasmjob jobs on Celery workers, with state, leases and recovery in Redis.
+
+Importing this package starts nothing. ``worker.fleet.app`` holds the Celery
+app that ``celery -A worker.fleet.app worker`` runs; everything else is built
+from :class:`broker_config.Settings` when a process starts.
+"""
+
+from .context import Fleet
+from .messages import TASK_NAME, JobMessage
+
+__all__ = ["Fleet", "JobMessage", "TASK_NAME"]

@@ -1,0 +1,36 @@
+"""The Redis-side objects a fleet process shares: client, keys, store, records, registry."""
+
+from __future__ import annotations
+
+from broker_config import Settings
+
+from ..keys import Keys
+from ..records import Records
+from ..registry import Registry
+from ..store.redis import RedisStore, connect
+
+
+class Fleet:
+    """Everything that talks to the fleet's Redis, built from ``settings``.
+
+    No connection is opened until the first command; safe to build before a fork
+    (redis-py opens fresh connections in a child process).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self.client = connect(settings.redis_url)
+        self.store = RedisStore(self.client, self.keys, max_checkpoint_bytes=settings.max_checkpoint_bytes)
+        self.scripts = self.store.scripts
+        self.records = Records(
+            self.client,
+            self.keys,
+            self.scripts,
+            max_stalls=settings.max_stalls,
+            grace=max(5.0, settings.lease_ttl),
+        )
+        self.registry = Registry(self.client, self.keys, self.scripts)
+
+    def close(self) -> None:
+        self.client.close()

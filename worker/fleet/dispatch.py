@@ -1,0 +1,74 @@
+"""Publishing a queued job's next message, built from its record (the outbox's sender)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from kombu.exceptions import OperationalError
+
+from ..errors import NotFound, StoreUnavailable
+from .context import Fleet
+from .messages import TASK_NAME, JobMessage
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+log = logging.getLogger(__name__)
+MAX_PRIORITY = 9
+
+
+class Dispatcher:
+    """Sends ``wasmjob.run`` for jobs whose record says queued; takes the Celery app and the Fleet.
+
+    Every state change that queues a job also puts it in the outbox; this sends
+    the message and then acknowledges the entry, so a crash in between only
+    delays the message until the sweep sends it.
+    """
+
+    def __init__(self, app: Celery, fleet: Fleet) -> None:
+        self.app = app
+        self.fleet = fleet
+
+    def send(self, job_id: str) -> bool:
+        """Publish the job's current dispatch if it is queued; True when a message went out."""
+        records = self.fleet.records
+        try:
+            rec = records.get(job_id)
+        except NotFound:
+            return False
+        if rec.status != "queued":
+            records.outbox_ack(job_id, rec.dispatch)
+            return False
+        msg = JobMessage(
+            job_id=rec.id,
+            extension=rec.digest or rec.extension,
+            job=rec.job,
+            tenant=rec.tenant,
+            limits=rec.limits,
+            dispatch=rec.dispatch,
+        )
+        shown = JobMessage(rec.id, rec.extension or rec.digest, rec.job, rec.params, rec.tenant, rec.limits, rec.dispatch)
+        options: dict[str, object] = {}
+        if rec.priority is not None:
+            # ours: 0..9, higher runs first; the Redis transport consumes lower numbers first
+            options["priority"] = MAX_PRIORITY - max(0, min(MAX_PRIORITY, rec.priority))
+        try:
+            self.app.send_task(
+                TASK_NAME,
+                kwargs=msg.to_kwargs(),
+                task_id=msg.task_id,
+                queue=rec.queue or self.fleet.settings.queue,
+                argsrepr=shown.argsrepr(),
+                kwargsrepr=shown.kwargsrepr(),
+                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+                **options,
+            )
+        except (OperationalError, OSError) as exc:
+            log.warning("job %s: cannot publish its message yet (the sweep will): %s", job_id, exc)
+            return False
+        try:
+            records.outbox_ack(job_id, rec.dispatch)
+        except StoreUnavailable as exc:
+            log.warning("job %s: sent, but the outbox entry stays until the sweep: %s", job_id, exc.reason)
+        return True

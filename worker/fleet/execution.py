@@ -1,0 +1,244 @@
+"""One delivery of ``wasmjob.run``: claim the job, run it under a lease, record how it ended.
+
+The steps, each small:
+  record  – the job's record (created from the message when a plain Celery client sent it)
+  claim   – status, dispatch and concurrency checks, then a fenced lease (or skip / wait)
+  run     – lease keeper + interrupt watcher around ``Runtime.run``
+  verdict – what the outcome means: completed, failed, interrupted, or retry (with a delay)
+  finish  – one fenced write of the verdict; then the next message (continuation, waiter)
+A run whose lease was lost writes nothing: its finish is refused by Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import (
+    LeaseLost,
+    ManifestError,
+    ModuleError,
+    NotFound,
+    StoreUnavailable,
+    UnknownJob,
+    WasmJobError,
+)
+from ..job import DEFAULT_LIBRARY_ID, InterruptFlag, JobSpec, Outcome, Status, Usage
+from ..leases import LeaseKeeper
+from ..records import Claim, FinishKind, JobRecord
+from .dispatch import Dispatcher
+from .interrupts import InterruptWatcher, ProgressCallback
+from .limits import backoff, concurrent_limit, run_limits, wait_seconds
+from .messages import JobMessage
+from .process import WorkerProcess
+
+log = logging.getLogger(__name__)
+RESULT_IN_SUMMARY_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a run ended, as the finish script needs it."""
+
+    kind: FinishKind
+    result: Any = None
+    error: str = ""
+    delay: float = 0.0
+    detail: str = ""
+    usage: Usage = field(default_factory=Usage)
+
+
+def verdict_for(outcome: Outcome, attempt: int) -> Verdict:
+    """Completed → result; interrupted → paused/cancelled/continued (decided in Redis);
+    timed out or infrastructure → retry from the last checkpoint; anything else → failed."""
+    usage = outcome.usage
+    if outcome.status is Status.COMPLETED:
+        return Verdict("completed", result=outcome.result, usage=usage)
+    if outcome.status is Status.INTERRUPTED:
+        reason = outcome.interrupt.value if outcome.interrupt else "interrupt"
+        return Verdict("interrupted", detail=reason, usage=usage)
+    reason = outcome.reason or "failed"
+    if outcome.failure == "timeout":
+        return Verdict("retry", error=reason, detail=reason, usage=usage)
+    if outcome.infrastructure:
+        return Verdict("retry", error=reason, delay=backoff(attempt), detail=reason, usage=usage)
+    return Verdict("failed", error=reason, usage=usage)
+
+
+class JobExecution:
+    """Runs one delivered message; takes the process state, the message, the worker's name,
+    the dispatcher for follow-up messages, the queue it came from and a progress callback."""
+
+    def __init__(
+        self,
+        proc: WorkerProcess,
+        msg: JobMessage,
+        worker_name: str,
+        dispatcher: Dispatcher,
+        *,
+        queue: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.proc = proc
+        self.fleet = proc.fleet
+        self.settings = proc.settings
+        self.msg = msg
+        self.worker_name = worker_name
+        self.dispatcher = dispatcher
+        self.queue = queue
+        self.on_progress = on_progress
+        self.job_id = msg.job_id
+
+    def run(self) -> dict[str, Any]:
+        rec = self._record()
+        manifest_error: WasmJobError | None = None
+        limit = 0
+        try:
+            manifest = self.proc.manifest(rec.digest) if rec.digest else None
+            limit = concurrent_limit(manifest) if manifest else 0
+        except (NotFound, ManifestError) as exc:
+            manifest_error = exc
+        claim = self.fleet.records.claim(
+            self.job_id,
+            rec.ext_id,
+            self.proc.owner(self.worker_name),
+            self.settings.lease_ttl,
+            self.msg.dispatch,
+            limit,
+            wait_seconds(),
+        )
+        if claim.outcome == "wait":
+            log.info("job %s waits: extension %s is at concurrent_jobs=%d", self.job_id, rec.ext_id, limit)
+            return self._summary("waiting")
+        if claim.outcome != "ok":
+            log.info("job %s: delivery %d dropped (%s %s)", self.job_id, self.msg.dispatch, claim.outcome, claim.detail)
+            return self._summary("skipped", detail=f"{claim.outcome}: {claim.detail}")
+        if manifest_error is not None:
+            return self._finish(rec, claim, Verdict("failed", error=manifest_error.reason))
+        return self._finish(rec, claim, self._run(rec, claim))
+
+    # steps ---------------------------------------------------------------------------
+
+    def _record(self) -> JobRecord:
+        """The job's record; a message from a plain Celery client creates it."""
+        records = self.fleet.records
+        try:
+            return records.get(self.job_id)
+        except NotFound:
+            pass
+        msg = self.msg
+        try:
+            ref = self.fleet.registry.resolve(msg.extension)
+            digest, ext_id, version = ref.digest, ref.id, ref.version
+        except NotFound as exc:
+            log.warning("job %s names an unknown extension: %s", self.job_id, exc.reason)
+            digest, ext_id, version = "", msg.extension.split("@")[0], ""
+        records.create(
+            self.job_id,
+            extension=msg.extension,
+            digest=digest,
+            ext_id=ext_id,
+            ext_version=version,
+            job=msg.job,
+            params=msg.params,
+            tenant=msg.tenant,
+            queue=self.queue,
+            priority=None,
+            limits=msg.limits,
+            dispatch=msg.dispatch,
+            enqueue=False,
+        )
+        log.info("job %s: record created from a message (%s %s)", self.job_id, msg.extension, msg.job)
+        return records.get(self.job_id)
+
+    def _run(self, rec: JobRecord, claim: Claim) -> Verdict:
+        if not rec.digest:
+            return Verdict("failed", error=f"no extension {rec.extension!r} is registered")
+        try:
+            ext = self.proc.extension(rec.digest)
+        except (ModuleError, ManifestError, NotFound) as exc:
+            return Verdict("failed", error=exc.reason)
+        except StoreUnavailable as exc:
+            return Verdict("retry", error=exc.reason, delay=backoff(claim.attempts), detail=exc.reason)
+        if rec.job not in ext.jobs:
+            known = ", ".join(sorted(ext.jobs)) or "none"
+            return Verdict("failed", error=UnknownJob(f"extension {ext.id} has no job {rec.job!r} (jobs: {known})").reason)
+        spec = JobSpec(job_name=rec.job, params=rec.params, job_id=rec.id, library_id=rec.tenant or DEFAULT_LIBRARY_ID)
+        limits = run_limits(ext.manifest, rec.limits, self.settings)
+        flag = InterruptFlag()
+        keeper = LeaseKeeper(
+            self.fleet.store,
+            rec.id,
+            claim.token,
+            self.settings.lease_ttl,
+            ext_id=rec.ext_id,
+            interrupts=flag,
+            alive=self.proc.parent_alive,
+        )
+        watcher = InterruptWatcher(self.fleet.records, rec.id, flag, self.worker_name, on_progress=self.on_progress)
+        log.info(
+            "job %s: running %s/%s (attempt %d, from checkpoint %d, token %d)",
+            rec.id, rec.ext_id, rec.job, claim.attempts, claim.checkpoints, claim.token,
+        )
+        try:
+            with keeper, watcher:
+                outcome = self.proc.runtime.run(ext, spec, self.fleet.store, claim.token, flag, limits)
+        except Exception as exc:  # a bug outside the guest: retry elsewhere rather than lose the job
+            log.exception("job %s: internal error while running", rec.id)
+            return Verdict("retry", error=f"internal error: {type(exc).__name__}: {exc}", delay=backoff(claim.attempts))
+        if keeper.lost and outcome.status is not Status.COMPLETED:
+            log.warning("job %s: %s", rec.id, keeper.lost_reason)
+        return verdict_for(outcome, claim.attempts)
+
+    def _finish(self, rec: JobRecord, claim: Claim, verdict: Verdict) -> dict[str, Any]:
+        tenant = rec.tenant or DEFAULT_LIBRARY_ID
+        try:
+            done = self.fleet.records.finish(
+                rec.id,
+                ext_id=rec.ext_id,
+                tenant=tenant,
+                token=claim.token,
+                kind=verdict.kind,
+                result=verdict.result,
+                error=verdict.error,
+                delay=verdict.delay,
+                fuel=verdict.usage.fuel,
+                wall_seconds=verdict.usage.wall_seconds,
+                peak_memory=verdict.usage.peak_memory_bytes,
+                detail=verdict.detail or verdict.error,
+            )
+        except LeaseLost:
+            log.warning("job %s: this run lost its lease; another worker owns the job, nothing recorded", rec.id)
+            self._bill_abandoned(rec, tenant, verdict)
+            return self._summary("abandoned", detail="lease lost")
+        except StoreUnavailable as exc:
+            log.warning("job %s: cannot record the end of the run (%s); the sweep will resume it", rec.id, exc.reason)
+            return self._summary("unrecorded", detail=exc.reason)
+        log.info("job %s: %s -> %s%s", rec.id, verdict.kind, done.status, f" ({verdict.error})" if verdict.error else "")
+        if done.status == "queued" and verdict.delay == 0:
+            self.dispatcher.send(rec.id)
+        if done.woken:
+            self.dispatcher.send(done.woken)
+        result = verdict.result if done.status == "completed" else None
+        return self._summary(done.status, result=result, error=verdict.error or None)
+
+    def _bill_abandoned(self, rec: JobRecord, tenant: str, verdict: Verdict) -> None:
+        try:
+            self.fleet.records.add_abandoned_usage(rec.ext_id, tenant, verdict.usage.fuel, verdict.usage.wall_seconds)
+        except StoreUnavailable:
+            pass
+
+    def _summary(self, status: str, *, result: Any = None, error: str | None = None, detail: str = "") -> dict[str, Any]:
+        """The Celery task's return value: small, readable in Flower; the record has the rest."""
+        out: dict[str, Any] = {"job_id": self.job_id, "dispatch": self.msg.dispatch, "status": status}
+        if result is not None:
+            from ..records import to_json
+
+            text = to_json(result)
+            out["result"] = result if len(text) <= RESULT_IN_SUMMARY_BYTES else f"<{len(text)} bytes: see the job record>"
+        if error:
+            out["error"] = error
+        if detail:
+            out["detail"] = detail
+        return out

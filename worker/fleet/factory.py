@@ -1,0 +1,114 @@
+"""The fleet's Celery app: configured from :class:`broker_config.Settings`, with ``wasmjob.run``
+registered by name and the worker hooks (per-process runtime, recovery sweep, graceful stop)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import Celery, signals
+
+from broker_config import Settings, celery_config
+
+from ..errors import StoreUnavailable
+from .context import Fleet
+from .dispatch import Dispatcher
+from .messages import TASK_NAME
+from .process import WorkerProcess
+from .recovery import Sweeper
+from .task import run
+
+log = logging.getLogger(__name__)
+
+
+class FleetApp(Celery):
+    """A Celery app of a wasmjob fleet; takes the fleet's Settings."""
+
+    def __init__(self, fleet_settings: Settings, *, set_as_current: bool = False) -> None:
+        super().__init__("wasmjob", set_as_current=set_as_current)
+        self.fleet_settings = fleet_settings
+        self.config_from_object(celery_config(fleet_settings).as_dict())
+        self._fleet: Fleet | None = None
+        self._process: WorkerProcess | None = None
+        self._sweeper: Sweeper | None = None
+        self.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, typing=False)(run)
+
+    def fleet(self) -> Fleet:
+        """The Redis-side objects of this process (no connection until used)."""
+        if self._fleet is None:
+            self._fleet = Fleet(self.fleet_settings)
+        return self._fleet
+
+    def worker_process(self) -> WorkerProcess:
+        """This process's runtime and caches, made on first use (or at ``worker_process_init``)."""
+        if self._process is None or self._process.pid != os.getpid():
+            self._process = WorkerProcess(self.fleet_settings, Fleet(self.fleet_settings))
+        return self._process
+
+    def dispatcher(self) -> Dispatcher:
+        fleet = self._process.fleet if self._process and self._process.pid == os.getpid() else self.fleet()
+        return Dispatcher(self, fleet)
+
+    # worker hooks (connected by create_app) ------------------------------------------------
+
+    def on_worker_ready(self, hostname: str) -> None:
+        """Main process: clear a stale stopping marker and start the recovery sweep."""
+        fleet = self.fleet()
+        try:
+            fleet.client.delete(fleet.keys.worker_stopping(hostname))
+        except Exception as exc:  # Redis may still be starting; the sweep retries on its own
+            log.warning("cannot clear the stopping marker of %s: %s", hostname, exc)
+        self._sweeper = Sweeper(fleet, Dispatcher(self, fleet), hostname, self.fleet_settings.sweep_interval)
+        self._sweeper.start()
+        log.info(
+            "wasmjob worker %s ready: lease TTL %gs, sweep every %gs, slices of %gs",
+            hostname, self.fleet_settings.lease_ttl, self.fleet_settings.sweep_interval, self.fleet_settings.slice_seconds,
+        )
+
+    def on_worker_stopping(self, hostname: str) -> None:
+        """Main process: ask running jobs to checkpoint and move on; stop sweeping."""
+        fleet = self.fleet()
+        try:
+            fleet.client.set(fleet.keys.worker_stopping(hostname), "1", ex=300)
+        except Exception as exc:
+            log.warning("cannot tell %s's jobs to stop: %s", hostname, exc)
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
+
+
+def create_app(settings: Settings | None = None, *, set_as_current: bool = False) -> FleetApp:
+    """A fleet app from ``settings`` (``Settings.from_env()`` when omitted)."""
+    app = FleetApp(settings or Settings.from_env(), set_as_current=set_as_current)
+    uid = f"wasmjob-{id(app)}"
+
+    def process_init(**_: object) -> None:
+        if _is_current(app):
+            try:
+                app.worker_process()
+            except StoreUnavailable as exc:
+                log.warning("worker process starts without Redis: %s", exc.reason)
+
+    def process_shutdown(**_: object) -> None:
+        if _is_current(app) and app._process is not None:
+            app._process.close()
+
+    def ready(sender: object = None, **_: object) -> None:
+        if getattr(sender, "app", None) is app:
+            app.on_worker_ready(getattr(sender, "hostname", None) or "worker")
+
+    def shutting_down(sender: object = None, **_: object) -> None:
+        if _is_current(app):
+            app.on_worker_stopping(str(sender))
+
+    signals.worker_process_init.connect(process_init, weak=False, dispatch_uid=uid + "-init")
+    signals.worker_process_shutdown.connect(process_shutdown, weak=False, dispatch_uid=uid + "-exit")
+    signals.worker_ready.connect(ready, weak=False, dispatch_uid=uid + "-ready")
+    signals.worker_shutting_down.connect(shutting_down, weak=False, dispatch_uid=uid + "-stop")
+    return app
+
+
+def _is_current(app: Celery) -> bool:
+    from celery import current_app
+
+    return current_app._get_current_object() is app  # type: ignore[attr-defined]

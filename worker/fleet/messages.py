@@ -1,0 +1,165 @@
+"""The ``wasmjob.run`` message: what any Celery client sends to run a job.
+
+Send it by name, with keyword arguments only, to the fleet's queue (``wasmjob``
+unless configured), serialized as msgpack or JSON::
+
+    celery_app.send_task("wasmjob.run", queue="wasmjob", kwargs={
+        "job_id": "6c0e…-uuid",          # optional: defaults to the Celery task id (a UUID)
+        "extension": "counter",          # "id", "id@version" or "sha256:<hex>" of a registered module
+        "job": "counter",                # a job the extension registers
+        "params": {"target": 100},       # optional: the job's parameters (JSON/msgpack values)
+        "tenant": "…uuid…",              # optional: the library id the job runs for
+        "limits": {"fuel": 10**9},       # optional: fuel, timeout_seconds, slice_seconds,
+                                         #           max_memory_mb, max_checkpoint_bytes
+    })
+
+A worker that receives a job it has no record of creates the record (so
+``wasmjob status <job_id>`` works), then runs it. Messages wasmjob sends itself
+also carry ``dispatch``: the number of the enqueue they belong to, so a stale
+duplicate (Celery redelivering an old message) is recognised and dropped.
+The task returns a small summary (``job_id``, ``status``, and ``result`` when the
+job completed in that run); the job record is the source of truth.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..job import DEFAULT_LIBRARY_ID
+
+TASK_NAME = "wasmjob.run"
+LIMIT_KEYS = {
+    "fuel": int,
+    "timeout_seconds": float,
+    "slice_seconds": float,
+    "max_memory_mb": int,
+    "max_checkpoint_bytes": int,
+}
+_SECRET_WORDS = ("password", "secret", "token", "key", "credential", "auth")
+REPR_LIMIT = 240
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """The keyword arguments of one ``wasmjob.run`` message, validated."""
+
+    job_id: str
+    extension: str
+    job: str
+    params: Any = None
+    tenant: str | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+    dispatch: int = 0
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any], *, task_id: str | None = None) -> JobMessage:
+        """Validate a received message; every problem is a ConfigError naming the field."""
+        job_id = kwargs.get("job_id") or task_id
+        if not isinstance(job_id, str) or not _is_uuid(job_id):
+            raise ConfigError(f"job_id must be a UUID string, got {job_id!r}")
+        for name in ("extension", "job"):
+            if not isinstance(kwargs.get(name), str) or not kwargs[name]:
+                raise ConfigError(f"{name} must be a non-empty string", job_id=job_id)
+        tenant = kwargs.get("tenant")
+        if tenant is not None and (not isinstance(tenant, str) or not _is_uuid(tenant)):
+            raise ConfigError(f"tenant must be a UUID string or null, got {tenant!r}", job_id=job_id)
+        dispatch = kwargs.get("dispatch", 0)
+        if isinstance(dispatch, bool) or not isinstance(dispatch, int) or dispatch < 0:
+            raise ConfigError(f"dispatch must be a non-negative integer, got {dispatch!r}", job_id=job_id)
+        unknown = set(kwargs) - {"job_id", "extension", "job", "params", "tenant", "limits", "dispatch"}
+        if unknown:
+            raise ConfigError(f"unknown message fields: {', '.join(sorted(unknown))}", job_id=job_id)
+        return cls(
+            job_id=str(uuid.UUID(job_id)),
+            extension=kwargs["extension"],
+            job=kwargs["job"],
+            params=kwargs.get("params"),
+            tenant=str(uuid.UUID(tenant)) if tenant else None,
+            limits=check_limits(kwargs.get("limits"), job_id=job_id),
+            dispatch=dispatch,
+        )
+
+    def to_kwargs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"job_id": self.job_id, "extension": self.extension, "job": self.job}
+        if self.params is not None:
+            out["params"] = self.params
+        if self.tenant:
+            out["tenant"] = self.tenant
+        if self.limits:
+            out["limits"] = dict(self.limits)
+        out["dispatch"] = self.dispatch
+        return out
+
+    @property
+    def library_id(self) -> str:
+        return self.tenant or DEFAULT_LIBRARY_ID
+
+    @property
+    def task_id(self) -> str:
+        """The Celery task id of this dispatch: the job id and the dispatch number."""
+        return f"{self.job_id}.{self.dispatch}"
+
+    def argsrepr(self) -> str:
+        return f"({self.extension!r}, {self.job!r})"
+
+    def kwargsrepr(self) -> str:
+        """What Flower shows: ids, dispatch and redacted, truncated params; never module bytes."""
+        parts = [f"'job_id': {self.job_id!r}", f"'dispatch': {self.dispatch}"]
+        if self.params is not None:
+            parts.append(f"'params': {_short(redact(self.params))}")
+        if self.tenant:
+            parts.append(f"'tenant': {self.tenant!r}")
+        if self.limits:
+            parts.append(f"'limits': {self.limits!r}")
+        return "{" + ", ".join(parts) + "}"
+
+
+def check_limits(raw: Any, *, job_id: str | None = None) -> dict[str, Any]:
+    """The per-job limits a message may carry, type-checked."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError("limits must be an object", job_id=job_id)
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        kind = LIMIT_KEYS.get(name)
+        if kind is None:
+            raise ConfigError(f"unknown limit {name!r} (known: {', '.join(LIMIT_KEYS)})", job_id=job_id)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"limit {name} must be a positive number", job_id=job_id)
+        out[name] = kind(value)
+    return out
+
+
+def redact(value: Any, depth: int = 0) -> Any:
+    """``value`` with anything under a secret-looking key replaced by ``'***'``."""
+    if depth > 4:
+        return "…"
+    if isinstance(value, dict):
+        return {
+            k: "***" if isinstance(k, str) and any(w in k.lower() for w in _SECRET_WORDS) else redact(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v, depth + 1) for v in value[:20]]
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 1] + "…"
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,209 @@
+"""Local processes of a fleet: a private ``redis-server`` and ``celery worker`` processes.
+
+The demo and the integration tests use these to run the real thing on one
+machine: Redis on a free port in a temp dir (AOF on), workers in their own
+process groups so one can be SIGKILLed or SIGSTOPped as a whole, like a lost machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+
+APP = "worker.fleet.app"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_redis_server() -> str:
+    path = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+    if path is None:
+        raise ConfigError("redis-server is not installed: install it (e.g. apt-get install redis-server) or set WASMJOB_REDIS_URL")
+    return path
+
+
+def redis_reachable(url: str, timeout: float = 0.5) -> bool:
+    """True when a Redis at ``url`` answers PING."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.exceptions.RedisError, ValueError, OSError):
+        return False
+
+
+class LocalRedis:
+    """A private redis-server: takes a data directory, an optional port and password.
+
+    AOF is on (fsync every second, as in production) with ``noeviction``, so a
+    restart keeps every job, lease and queued message.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, password: str | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.password = password
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> LocalRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--maxmemory-policy", "noeviction", "--protected-mode", "no", "--logfile", "redis.log",
+        ]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not redis_reachable(self.url):
+            if self.proc.poll() is not None:
+                log = (self.data_dir / "redis.log").read_text(errors="replace")[-400:] if (self.data_dir / "redis.log").exists() else ""
+                raise ConfigError(f"redis-server exited with {self.proc.returncode}: {log.strip()}")
+            if time.monotonic() > deadline:
+                raise ConfigError(f"redis-server did not answer on port {self.port} within {timeout:g}s")
+            time.sleep(0.05)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (Redis flushes its AOF) and wait."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self, downtime: float = 0.0) -> None:
+        self.stop()
+        time.sleep(downtime)
+        self.start()
+
+
+class LocalWorker:
+    """A ``celery -A worker.fleet.app worker`` in its own process group.
+
+    Takes a node name, the environment (``WASMJOB_*``), concurrency, pool and a log file.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        concurrency: int = 1,
+        pool: str = "prefork",
+        queues: str = "wasmjob",
+        loglevel: str = "INFO",
+    ) -> None:
+        self.name = name
+        self.env = env
+        self.log_path = Path(log_path)
+        self.concurrency = concurrency
+        self.pool = pool
+        self.queues = queues
+        self.loglevel = loglevel
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.name}@{socket.gethostname()}"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "celery", "-A", APP, "worker",
+            "-n", f"{self.name}@%h", "-c", str(self.concurrency), "-P", self.pool, "-Q", self.queues,
+            "-E", "--without-mingle", "--without-gossip", "-l", self.loglevel,
+        ]
+
+    def start(self) -> LocalWorker:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+        log.close()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> LocalWorker:
+        """Block until the worker logged that it is ready."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise ConfigError(f"worker {self.name} exited with {self.proc.returncode}; see {self.log_path}")
+            if " ready." in self.log_since_start():
+                return self
+            time.sleep(0.1)
+        raise ConfigError(f"worker {self.name} not ready after {timeout:g}s; see {self.log_path}")
+
+    def log_since_start(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the worker's whole process group (main process and pool children)."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker, as if its machine died."""
+        self.signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Warm shutdown (SIGTERM); SIGKILL if it does not exit in time."""
+        if not self.alive:
+            self.signal(signal.SIGKILL)  # orphaned children, if any
+            return
+        assert self.proc is not None
+        self.signal(signal.SIGCONT)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self.signal(signal.SIGKILL)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass

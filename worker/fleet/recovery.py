@@ -1,0 +1,88 @@
+"""The recovery sweep: jobs of dead workers go back to the queue within seconds.
+
+Every worker runs a :class:`Sweeper` thread in its main process; each round,
+the one that takes a short Redis lock (1) re-enqueues running jobs whose lease
+expired (their worker died, was stopped past its TTL, or lost Redis), from
+their last checkpoint, and (2) sends outbox messages that are due: delayed
+retries, jobs waiting for a concurrency slot, and messages whose sender died
+between the state change and the publish. A dead worker's job is therefore
+running again within about ``lease_ttl + sweep_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from ..errors import StoreUnavailable
+from .context import Fleet
+from .dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did: jobs recovered (id -> new status) and messages sent."""
+
+    ran: bool = False
+    recovered: dict[str, str] = field(default_factory=dict)
+    sent: int = 0
+
+
+class Sweeper:
+    """Runs :meth:`sweep` every ``interval`` seconds in a daemon thread; takes the Fleet,
+    a Dispatcher and this worker's name (the lock's owner)."""
+
+    def __init__(self, fleet: Fleet, dispatcher: Dispatcher, owner: str, interval: float) -> None:
+        self.fleet = fleet
+        self.dispatcher = dispatcher
+        self.owner = owner
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="wasmjob-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.interval + 2)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sweep()
+            except StoreUnavailable as exc:
+                log.debug("sweep skipped: %s", exc.reason)
+            except Exception:
+                log.exception("recovery sweep failed")
+
+    def sweep(self) -> SweepReport:
+        """One round, if this worker gets the lock."""
+        report = SweepReport()
+        client, keys, records = self.fleet.client, self.fleet.keys, self.fleet.records
+        lock_ms = max(50, int(self.interval * 900))
+        from ..store.redis import translated
+
+        with translated():
+            if not client.set(keys.sweep_lock, self.owner, nx=True, px=lock_ms):
+                return report
+        report.ran = True
+        active = records.active_ids()
+        for job_id, alive in zip(active, records.leases_alive(active)):
+            if alive:
+                continue
+            done = records.recover(job_id)
+            if done is None:
+                continue
+            report.recovered[job_id] = done.status
+            log.warning("job %s: its worker's lease expired; now %s", job_id, done.status)
+            if done.status == "queued" and self.dispatcher.send(job_id):
+                report.sent += 1
+        for job_id in records.outbox_take():
+            if self.dispatcher.send(job_id):
+                report.sent += 1
+        return report
