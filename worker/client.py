@@ -1,0 +1,239 @@
+"""The producer API: register extensions, submit jobs, and follow them through a handle.
+
+    from worker.client import Client
+
+    client = Client("redis://127.0.0.1:6379/0")
+    client.add_extension("extensions/counter")
+    job = client.submit("counter", "counter", {"target": 100})
+    record = job.wait(timeout=60, on_progress=lambda r: print(r.progress))
+    print(job.result())
+
+Importing this module starts nothing and connects nowhere; the first call does.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from broker_config import Settings
+
+from .errors import ConfigError, InvalidTransition, UnknownJob, WasmJobError
+from .manifest import MANIFEST_NAME, Manifest, find_manifest
+from .records import STATUSES, JobRecord, UsageRow
+from .registry import ExtensionRef
+
+ProgressHandler = Callable[[JobRecord], None]
+
+
+class Client:
+    """A connection to a wasmjob fleet; takes a Redis URL (else ``WASMJOB_REDIS_URL``) or Settings."""
+
+    def __init__(self, redis_url: str | None = None, *, settings: Settings | None = None) -> None:
+        from .fleet.context import Fleet
+
+        self.settings = settings or Settings.from_env(redis_url=redis_url)
+        self.fleet = Fleet(self.settings)
+        self._app: Any = None
+
+    @property
+    def app(self) -> Any:
+        """The Celery app messages are sent with (made on first use, not set as current)."""
+        if self._app is None:
+            from .fleet.factory import create_app
+
+            self._app = create_app(self.settings)
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+        self.fleet.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # extensions ----------------------------------------------------------------------
+
+    def add_extension(self, path: str | Path) -> ExtensionRef:
+        """Validate and upload a module: a directory with manifest.json, or a .wasm file."""
+        p = Path(path)
+        if p.is_dir():
+            manifest = Manifest.from_file(p / MANIFEST_NAME)
+            p = p / (manifest.wasm_file or f"{manifest.id}.wasm")
+        else:
+            manifest = find_manifest(p)
+        try:
+            wasm = p.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read module {p}: {exc.strerror}") from None
+        return self.add_module(wasm, manifest)
+
+    def add_module(self, wasm: bytes, manifest: Manifest) -> ExtensionRef:
+        """Validate ``wasm`` (compile, check the ABI, collect its jobs) and upload it."""
+        from .runtime import Runtime, RuntimeConfig
+
+        runtime = Runtime(RuntimeConfig(cache_dir=None))
+        try:
+            ext = runtime.load(wasm, manifest)
+        finally:
+            runtime.close()
+        return self.fleet.registry.add(wasm, manifest, list(ext.jobs))
+
+    def extensions(self) -> list[ExtensionRef]:
+        return self.fleet.registry.entries()
+
+    # jobs ----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        extension: str,
+        job: str,
+        params: Any = None,
+        *,
+        tenant: str | None = None,
+        limits: dict[str, Any] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        job_id: str | None = None,
+    ) -> JobHandle:
+        """Queue a job of a registered extension (``id``, ``id@version`` or ``sha256:<hex>``).
+
+        ``tenant`` is the library id the job runs for (a UUID); ``limits`` may set fuel,
+        timeout_seconds, slice_seconds, max_memory_mb, max_checkpoint_bytes; ``priority``
+        is 0..9, higher first.
+        """
+        from .fleet.dispatch import Dispatcher
+        from .fleet.messages import check_limits
+
+        ref = self.fleet.registry.resolve(extension)
+        if job not in ref.jobs:
+            raise UnknownJob(f"extension {ref} has no job {job!r} (jobs: {', '.join(ref.jobs) or 'none'})")
+        if tenant is not None:
+            tenant = _uuid(tenant, "tenant")
+        if priority is not None and (isinstance(priority, bool) or not 0 <= int(priority) <= 9):
+            raise ConfigError("priority must be an integer from 0 to 9")
+        job_id = _uuid(job_id, "job_id") if job_id else str(uuid.uuid4())
+        self.fleet.records.create(
+            job_id,
+            extension=extension,
+            digest=ref.digest,
+            ext_id=ref.id,
+            ext_version=ref.version,
+            job=job,
+            params=params,
+            tenant=tenant,
+            queue=queue,
+            priority=priority,
+            limits=check_limits(limits),
+            dispatch=1,
+            enqueue=True,
+        )
+        Dispatcher(self.app, self.fleet).send(job_id)
+        return JobHandle(self, job_id)
+
+    def job(self, job_id: str) -> JobHandle:
+        """A handle on an existing job."""
+        self.fleet.records.get(job_id)
+        return JobHandle(self, job_id)
+
+    def jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
+        """The newest jobs, optionally only those in ``status``."""
+        if status is not None and status not in STATUSES:
+            raise ConfigError(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
+        return self.fleet.records.recent(status, limit)
+
+    def usage(self) -> list[UsageRow]:
+        """Fuel, wall time and runs per (extension, tenant)."""
+        return self.fleet.records.usage()
+
+    def _control(self, job_id: str, action: str) -> str:
+        from .fleet.dispatch import Dispatcher
+
+        status, _, send = self.fleet.records.control(job_id, action)  # type: ignore[arg-type]
+        if send:
+            Dispatcher(self.app, self.fleet).send(job_id)
+        return status
+
+
+class JobHandle:
+    """One submitted job: ``id``, status, record, wait, pause, resume, cancel, result."""
+
+    def __init__(self, client: Client, job_id: str) -> None:
+        self.client = client
+        self.id = job_id
+
+    def __repr__(self) -> str:
+        return f"JobHandle({self.id!r})"
+
+    def record(self) -> JobRecord:
+        return self.client.fleet.records.get(self.id)
+
+    def status(self) -> str:
+        return self.record().status
+
+    def logs(self, last: int = 200) -> list[dict[str, Any]]:
+        return self.client.fleet.records.logs(self.id, last)
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.client.fleet.records.events(self.id)
+
+    def pause(self) -> str:
+        """Ask the job to checkpoint and stop (a queued job pauses at once); returns the status."""
+        return self.client._control(self.id, "pause")
+
+    def resume(self) -> str:
+        """Queue a paused job again, from its checkpoint, on any worker."""
+        return self.client._control(self.id, "resume")
+
+    def cancel(self) -> str:
+        """Stop the job for good; a cancelled job never runs again."""
+        return self.client._control(self.id, "cancel")
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        on_progress: ProgressHandler | None = None,
+        *,
+        poll: float = 0.2,
+        until: tuple[str, ...] = ("completed", "failed", "cancelled"),
+    ) -> JobRecord:
+        """Poll until the job reaches one of ``until`` (by default: it is done); returns its record.
+
+        ``on_progress`` gets the record whenever progress, message or status changed.
+        Raises TimeoutError when ``timeout`` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: tuple[Any, ...] | None = None
+        while True:
+            rec = self.record()
+            if on_progress is not None and (rec.progress, rec.message, rec.status) != seen:
+                seen = (rec.progress, rec.message, rec.status)
+                on_progress(rec)
+            if rec.status in until:
+                return rec
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} is still {rec.status} after {timeout:g}s")
+            time.sleep(poll)
+
+    def result(self) -> Any:
+        """The job's result (its last checkpointed state, decoded) once it completed."""
+        rec = self.record()
+        if rec.status == "completed":
+            return rec.result
+        if rec.status == "failed":
+            raise WasmJobError(f"failed: {rec.error}", job_id=self.id)
+        raise InvalidTransition(f"job is {rec.status}; it has no result", job_id=self.id)
+
+
+def _uuid(text: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(str(text)))
+    except ValueError:
+        raise ConfigError(f"{what} must be a UUID, got {text!r}") from None
