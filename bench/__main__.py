@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: unknown rows {sorted(unknown)}; rows are {', '.join(ROWS)}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     ctx = Context(quick=args.quick)
     results: list[Result] = []
     started = time.monotonic()
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\nbench: interrupted; stopping the processes it started", file=sys.stderr)
         return 130
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         ctx.close()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     seconds = time.monotonic() - started
     desc["load average at end"] = machine.load_average()
     print()
