@@ -1,0 +1,240 @@
+"""``wasmjob new``: write a new extension project that builds and runs as it is.
+
+Both languages get the same job, ``count`` (sum 1..target, resumable at every
+step), a ``manifest.json``, a ``build.sh`` and a short README, so an author
+starts from something that already pauses and resumes correctly.
+
+* Rust: a ``cdylib`` crate depending on ``extensions/sdk/rust/wasmjob-sdk`` by
+  path (relative when the project is inside this checkout, else absolute).
+* C: one ``.c`` file that includes ``wasmjob.h``; the builder puts
+  ``extensions/sdk/c`` on the include path, so no copy of the header goes stale.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from .errors import ConfigError
+
+__all__ = ["scaffold"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SDK_RUST = REPO_ROOT / "extensions" / "sdk" / "rust" / "wasmjob-sdk"
+SDK_C = REPO_ROOT / "extensions" / "sdk" / "c"
+
+_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+
+
+def scaffold(name: str, lang: Literal["rust", "c"], dest: Path) -> Path:
+    """Write the project for extension ``name`` into ``dest`` (new or empty); returns ``dest``."""
+    if not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"extension name {name!r}: use lowercase letters, digits, '-' and '_', starting with a letter"
+        )
+    if lang not in ("rust", "c"):
+        raise ConfigError(f"language {lang!r}: use rust or c")
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ConfigError(f"{dest} already exists and is not an empty directory")
+    files = _rust_files(name, dest) if lang == "rust" else _c_files(name)
+    files["manifest.json"] = _manifest(name)
+    files["README.md"] = _readme(name, lang, dest)
+    files["build.sh"] = _BUILD_SH.format(name=name)
+    files[".gitignore"] = "/target/\n/.wasmjob/\n"
+    for rel, text in files.items():
+        path = dest / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    (dest / "build.sh").chmod(0o755)
+    return dest
+
+
+def _title(name: str) -> str:
+    return re.sub(r"[-_]+", " ", name).strip().capitalize()
+
+
+def _manifest(name: str) -> str:
+    manifest = {
+        "id": name,
+        "name": _title(name),
+        "version": "0.1.0",
+        "description": f"{_title(name)}: a wasmjob extension.",
+        "author": "",
+        "wasm_file": f"{name}.wasm",
+        "permissions": {
+            "methods": ["query:", "action:kv."],
+            "libraries": ["*"],
+            "rate_limits": {"requests_per_minute": 600, "concurrent_jobs": 4},
+            "network_access": [],
+            "max_memory_mb": 64,
+        },
+        "wasmjob": {
+            "state_encoding": "json",
+            "limits": {"fuel": None, "timeout_seconds": 300, "max_checkpoint_bytes": 1048576},
+        },
+    }
+    return json.dumps(manifest, indent=2) + "\n"
+
+
+def _sdk_path(dest: Path) -> str:
+    """The SDK as a Cargo path: relative inside this checkout (portable with it), else absolute."""
+    target = dest.resolve()
+    try:
+        target.relative_to(REPO_ROOT)
+    except ValueError:
+        return SDK_RUST.as_posix()
+    return Path(os.path.relpath(SDK_RUST, target)).as_posix()
+
+
+def _rust_files(name: str, dest: Path) -> dict[str, str]:
+    return {
+        "Cargo.toml": _CARGO_TOML.format(name=name, sdk=_sdk_path(dest)),
+        "src/lib.rs": _LIB_RS.replace("{name}", name).replace("{title}", _title(name)),
+    }
+
+
+def _c_files(name: str) -> dict[str, str]:
+    return {f"{name}.c": _MAIN_C.replace("{name}", name)}
+
+
+def _readme(name: str, lang: str, dest: Path) -> str:
+    source = "src/lib.rs" if lang == "rust" else f"{name}.c"
+    return _README.format(name=name, title=_title(name), source=source, dir=dest.as_posix())
+
+
+_BUILD_SH = """#!/bin/sh
+# Build {name}.wasm beside this file (the same as `wasmjob build <this directory>`).
+set -e
+cd "$(dirname "$0")"
+exec wasmjob build .
+"""
+
+_README = """# {title}
+
+A wasmjob extension. Edit `{source}`, then:
+
+    wasmjob build {dir}
+    wasmjob run {dir}/{name}.wasm count --params '{{"target": 2000000}}'   # Ctrl-C pauses; run again to resume
+
+See extensions/README.md in the wasmjob repository for the SDK and the fleet commands.
+"""
+
+_CARGO_TOML = """[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+wasmjob-sdk = {{ path = "{sdk}" }}
+serde = {{ version = "1.0.136", features = ["derive"] }}
+
+# Small, reproducible modules.
+[profile.release]
+opt-level = "z"
+lto = true
+codegen-units = 1
+panic = "abort"
+strip = true
+debug = false
+
+# Not part of any enclosing cargo workspace.
+[workspace]
+"""
+
+_LIB_RS = """//! {title}: a wasmjob extension.
+//!
+//! Job "count" sums 1..=target. Its state is also its parameters
+//! (`{"target": 1000}`) and, once it completes, its result.
+
+use wasmjob_sdk::prelude::*;
+
+#[extension(id = "{name}", name = "{title}", version = "0.1.0", jobs = [count])]
+struct Extension;
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)] // parameters may give only some fields
+struct CountState {
+    target: u64,
+    current: u64,
+    sum: u64,
+}
+
+#[job(name = "count")]
+fn count(ctx: &JobContext, state: &mut CountState) -> Result<()> {
+    if state.target == 0 {
+        bail!("give a target: --params '{{\\"target\\": 1000}}'");
+    }
+    while state.current < state.target {
+        // Paused, cancelled or out of time? The SDK checkpoints `state` as it
+        // is now and the next run continues from here.
+        ctx.check()?;
+        state.current += 1;
+        state.sum += state.current;
+        ctx.increment_items(1);
+        if state.current % 10_000 == 0 {
+            let done = state.current as f32 / state.target as f32;
+            ctx.report_progress(done, format!("{}/{}", state.current, state.target));
+            ctx.checkpoint(state)?;
+        }
+    }
+    ctx.info(format!("sum of 1..={} is {}", state.target, state.sum));
+    Ok(()) // the SDK checkpoints the final state: it is the job's result
+}
+"""
+
+_MAIN_C = """/*
+ * {name}: a wasmjob extension.
+ *
+ * Job "count" sums 1..target. Its state is also its parameters
+ * ({"target": 1000}) and, once it completes, its result.
+ * Built by `wasmjob build`, which puts the C SDK (wasmjob.h) on the include path.
+ */
+#include "wasmjob.h"
+
+typedef struct count_state {
+    int64_t target, current, sum;
+} count_state;
+
+static int32_t save(wasmjob_job *job, const count_state *s,
+                    int32_t (*how)(wasmjob_job *, const void *, uint32_t)) {
+    char text[128];
+    uint32_t len = wasmjob_format(text, sizeof text, "{\\"target\\":%lld,\\"current\\":%lld,\\"sum\\":%lld}",
+                                  s->target, s->current, s->sum);
+    return how(job, text, len);
+}
+
+static int32_t run_count(wasmjob_job *job) {
+    count_state s = {0, 0, 0};
+    if (wasmjob_json_get_int(job->state, job->state_len, "target", &s.target) < 0
+        || wasmjob_json_get_int(job->state, job->state_len, "current", &s.current) < 0
+        || wasmjob_json_get_int(job->state, job->state_len, "sum", &s.sum) < 0)
+        return wasmjob_fail(job, "state must be {\\"target\\": int, \\"current\\": int, \\"sum\\": int}");
+    if (s.target <= 0)
+        return wasmjob_fail(job, "give a target: --params '{\\"target\\": 1000}'");
+
+    while (s.current < s.target) {
+        if (wasmjob_interrupted(job)) /* paused, cancelled or out of time */
+            return save(job, &s, wasmjob_pause);
+        s.current += 1;
+        s.sum += s.current;
+        wasmjob_add_items(job, 1);
+        if (s.current % 10000 == 0) {
+            wasmjob_progress(job, (float)s.current / (float)s.target, "%lld/%lld", s.current, s.target);
+            save(job, &s, wasmjob_checkpoint);
+        }
+    }
+    wasmjob_log_info("sum of 1..%lld is %lld", s.target, s.sum);
+    return save(job, &s, wasmjob_complete); /* the final state is the result */
+}
+
+WASMJOB_JOB(count, run_count)
+WASMJOB_EXTENSION(WASMJOB_RESUMABLE(count))
+"""
