@@ -6,7 +6,8 @@ worker; the visibility timeout is set for the broker and the result backend
 (every run ends well before it; wasmjob itself recovers lost jobs in seconds
 through leases, not through redelivery); task events and sent events let
 Flower see every job; msgpack carries job parameters compactly (json accepted
-too, so any Celery client can send a job).
+too, so any Celery client can send a job); task results are small JSON
+summaries, so a client in any language can read them from the backend.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class CeleryConfig:
     redis_backend_use_ssl: dict[str, Any] | None
     task_default_queue: str
     task_serializer: str = "msgpack"
-    result_serializer: str = "msgpack"
+    result_serializer: str = "json"
     event_serializer: str = "json"
     accept_content: list[str] = field(default_factory=lambda: ["msgpack", "json"])
     result_accept_content: list[str] = field(default_factory=lambda: ["msgpack", "json"])

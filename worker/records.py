@@ -30,7 +30,7 @@ _INTS = (
     "dispatch", "attempts", "checkpoints", "stalls", "recoveries", "items", "bytes",
     "fuel", "peak_memory", "refused_writes", "priority", "fence",
 )
-_FLOATS = ("progress", "wall_seconds")
+_FLOATS = ("progress", "ckpt_progress", "wall_seconds")
 _TIMES = ("created_at", "queued_at", "started_at", "run_started_at", "finished_at", "updated_at", "checkpoint_at")
 
 
@@ -57,6 +57,7 @@ class JobRecord:
     worker: str | None = None
     control: str = ""
     progress: float = 0.0
+    ckpt_progress: float = 0.0
     message: str = ""
     items: int = 0
     bytes: int = 0

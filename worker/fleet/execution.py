@@ -11,6 +11,7 @@ A run whose lease was lost writes nothing: its finish is refused by Redis.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,7 +237,8 @@ class JobExecution:
             from ..records import to_json
 
             text = to_json(result)
-            out["result"] = result if len(text) <= RESULT_IN_SUMMARY_BYTES else f"<{len(text)} bytes: see the job record>"
+            small = len(text) <= RESULT_IN_SUMMARY_BYTES
+            out["result"] = json.loads(text) if small else f"<{len(text)} bytes: see the job record>"
         if error:
             out["error"] = error
         if detail:

@@ -1,0 +1,175 @@
+"""Job records: every status change is one Lua script, fenced and checked against the dispatch number."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from worker.errors import InvalidTransition, LeaseLost
+
+pytestmark = pytest.mark.timeout(30)
+TENANT = "00000000-0000-0000-0000-000000000000"
+
+
+def make_job(records, ext_id: str = "ext", dispatch: int = 1) -> str:
+    job = str(uuid.uuid4())
+    records.create(
+        job, extension=ext_id, digest="sha256:" + "0" * 64, ext_id=ext_id, ext_version="1", job="main",
+        params={"n": 1}, tenant=None, queue=None, priority=None, limits={}, dispatch=dispatch, enqueue=True,
+    )
+    return job
+
+
+def claim(records, job: str, dispatch: int = 1, owner: str = "w/1/a", ttl: float = 5, ext_id: str = "ext", limit: int = 0):
+    return records.claim(job, ext_id, owner, ttl, dispatch, limit, 1.0)
+
+
+def finish(records, job: str, token: int, kind: str = "completed", ext_id: str = "ext", **kw):
+    return records.finish(job, ext_id=ext_id, tenant=TENANT, token=token, kind=kind, **kw)
+
+
+def test_a_new_job_is_queued_with_its_params_and_in_the_outbox(redis_fleet) -> None:
+    records = redis_fleet.records
+    job = make_job(records)
+    rec = records.get(job)
+    assert (rec.status, rec.dispatch, rec.params, rec.attempts) == ("queued", 1, {"n": 1}, 0)
+    assert redis_fleet.client.zscore(redis_fleet.keys.outbox, job) is not None
+    assert not records.create(job, extension="x", digest="", ext_id="x", ext_version="", job="j", params=None,
+                              tenant=None, queue=None, priority=None, limits=None, dispatch=1, enqueue=False)
+
+
+def test_claiming_takes_the_lease_marks_running_and_leaves_the_outbox(redis_fleet) -> None:
+    records = redis_fleet.records
+    job = make_job(records)
+    c = claim(records, job)
+    assert c.outcome == "ok" and c.token == 1 and c.attempts == 1
+    rec = records.get(job)
+    assert rec.status == "running" and rec.worker == "w/1/a"
+    assert redis_fleet.client.zscore(redis_fleet.keys.outbox, job) is None
+    assert job in records.active_ids()
+    assert claim(records, job, owner="other/2/b").outcome == "held"
+    assert claim(records, job).token == c.token  # the same claim retried gets the same answer
+
+
+def test_a_stale_delivery_is_skipped(redis_fleet) -> None:
+    records = redis_fleet.records
+    job = make_job(records, dispatch=3)
+    assert claim(records, job, dispatch=2).outcome == "skip"
+    assert claim(records, job, dispatch=3).outcome == "ok"
+
+
+def test_a_job_completes_exactly_once(redis_fleet) -> None:
+    records = redis_fleet.records
+    job = make_job(records)
+    token = claim(records, job).token
+    done = finish(records, job, token, result={"answer": 42}, fuel=10, wall_seconds=0.5)
+    assert done.status == "completed"
+    rec = records.get(job)
+    assert rec.result == {"answer": 42} and rec.progress == 1.0 and rec.fuel == 10
+    with pytest.raises(LeaseLost):
+        finish(records, job, token, result={"answer": 0})
+    assert claim(records, job).outcome == "skip"
+    assert records.get(job).result == {"answer": 42}
+    assert [e["event"] for e in records.events(job)].count("completed") == 1
+
+
+def test_pause_resume_and_cancel_of_queued_jobs(redis_fleet) -> None:
+    records = redis_fleet.records
+    job = make_job(records)
+    assert records.control(job, "pause") == ("paused", 1, False)
+    assert claim(records, job).outcome == "skip"
+    assert records.control(job, "resume") == ("queued", 2, True)
+    assert claim(records, job, dispatch=1).outcome == "skip"  # the message sent before the pause is stale
+    other = make_job(records)
+    assert records.control(other, "cancel")[0] == "cancelled"
+    with pytest.raises(InvalidTransition):
+        records.control(other, "resume")
+
+
+def test_a_running_job_learns_of_pause_and_cancel_through_its_control_field(redis_fleet) -> None:
+    records = redis_fleet.records
+    job = make_job(records)
+    token = claim(records, job).token
+    assert records.control(job, "pause")[0] == "running"
+    assert records.watch_fields(job, "nobody")[0] == "pause"
+    assert finish(records, job, token, kind="interrupted", detail="pause").status == "paused"
+    status, dispatch, send = records.control(job, "resume")
+    assert (status, send) == ("queued", True)
+    token = claim(records, job, dispatch=dispatch).token
+    records.control(job, "cancel")
+    assert finish(records, job, token, kind="interrupted", detail="cancel").status == "cancelled"
+    assert claim(records, job, dispatch=dispatch + 1).outcome == "skip"
+
+
+def test_resume_withdraws_a_pause_the_running_job_has_not_seen_yet(redis_fleet) -> None:
+    records = redis_fleet.records
+    job = make_job(records)
+    token = claim(records, job).token
+    records.control(job, "pause")
+    records.control(job, "resume")
+    done = finish(records, job, token, kind="interrupted", detail="pause")
+    assert done.status == "queued" and done.dispatch == 2
+
+
+def test_a_job_without_new_checkpoints_across_attempts_fails(redis_fleet) -> None:
+    records = redis_fleet.records
+    job = make_job(records)
+    dispatch = 1
+    for attempt in range(1, 4):
+        token = claim(records, job, dispatch=dispatch).token
+        done = finish(records, job, token, kind="retry", error="timed out", detail="timed out")
+        dispatch = done.dispatch
+    assert done.status == "failed"
+    assert "no progress across 3 attempts" in records.get(job).error
+
+
+def test_an_attempt_that_checkpointed_resets_the_stall_count(redis_fleet) -> None:
+    records, store = redis_fleet.records, redis_fleet.store
+    job = make_job(records)
+    dispatch = 1
+    for attempt in range(6):
+        token = claim(records, job, dispatch=dispatch).token
+        store.save_checkpoint(job, token, str(attempt).encode())
+        dispatch = finish(records, job, token, kind="retry", detail="timed out").dispatch
+    assert records.get(job).status == "queued"
+
+
+def test_the_sweep_script_requeues_a_job_whose_lease_expired(redis_fleet) -> None:
+    records, store = redis_fleet.records, redis_fleet.store
+    job = make_job(records)
+    token = claim(records, job, ttl=0.1).token
+    store.save_checkpoint(job, token, b"state")
+    assert records.recover(job) is None  # alive
+    time.sleep(0.15)
+    done = records.recover(job)
+    assert done is not None and (done.status, done.dispatch) == ("queued", 2)
+    rec = records.get(job)
+    assert rec.recoveries == 1 and rec.worker is None and "lost" in rec.last_error
+    assert claim(records, job, dispatch=2, owner="w2/1/b").checkpoints == 1
+
+
+def test_concurrent_jobs_over_the_limit_wait_and_the_next_is_woken_when_a_slot_frees(redis_fleet) -> None:
+    records = redis_fleet.records
+    ext = f"limited-{uuid.uuid4().hex[:6]}"
+    a, b = make_job(records, ext), make_job(records, ext)
+    token = claim(records, a, ext_id=ext, limit=1).token
+    waiting = claim(records, b, ext_id=ext, limit=1, owner="w2/1/b")
+    assert waiting.outcome == "wait"
+    assert "waiting for a free slot" in records.get(b).message
+    done = finish(records, a, token, ext_id=ext)
+    assert done.woken == b
+    assert claim(records, b, ext_id=ext, limit=1, owner="w2/1/b").outcome == "ok"
+
+
+def test_usage_accumulates_per_extension_and_tenant(redis_fleet) -> None:
+    records = redis_fleet.records
+    ext = f"billed-{uuid.uuid4().hex[:6]}"
+    for _ in range(2):
+        job = make_job(records, ext)
+        finish(records, job, claim(records, job, ext_id=ext).token, ext_id=ext, fuel=100, wall_seconds=0.25)
+    records.add_abandoned_usage(ext, TENANT, 5, 0.1)
+    row = next(r for r in records.usage() if r.extension == ext)
+    assert (row.runs, row.fuel, row.completed, row.abandoned) == (3, 205, 2, 1)
+    assert row.wall_seconds == pytest.approx(0.6)

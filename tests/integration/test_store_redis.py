@@ -1,0 +1,108 @@
+"""The Redis checkpoint store: leases with fencing tokens, atomic checkpoints, errors at the edge."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from worker.errors import CheckpointTooLarge, LeaseHeld, LeaseLost, StoreUnavailable
+from worker.store.base import CheckpointStore, LogLine, ProgressUpdate
+from worker.store.redis import RedisStore, redact
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def test_redis_store_implements_the_checkpoint_store_protocol(redis_fleet) -> None:
+    assert isinstance(redis_fleet.store, CheckpointStore)
+
+
+def test_tokens_grow_on_every_acquire_and_a_held_lease_is_refused(redis_fleet) -> None:
+    store, job = redis_fleet.store, new_id()
+    first = store.acquire(job, "a", 5)
+    with pytest.raises(LeaseHeld, match="already running in a"):
+        store.acquire(job, "b", 5)
+    store.release(job, first)
+    second = store.acquire(job, "b", 5)
+    assert second > first
+    assert store.lease_holder(job) == (second, "b")
+
+
+def test_a_checkpoint_writes_state_progress_logs_and_warnings_in_one_fenced_call(redis_fleet) -> None:
+    store, records, job = redis_fleet.store, redis_fleet.records, new_id()
+    token = store.acquire(job, "a", 5)
+    update = ProgressUpdate(progress=0.5, message="half", items=3, bytes=7,
+                            logs=[LogLine(1.5, 1, "hello")], warnings=["careful"])
+    store.save_checkpoint(job, token, b'{"n":5}', update)
+    assert store.load_checkpoint(job) == b'{"n":5}'
+    raw = store.client.hgetall(store.keys.job(job))
+    assert raw[b"progress"] == b"0.5" and raw[b"message"] == b"half"
+    assert raw[b"items"] == b"3" and raw[b"bytes"] == b"7" and raw[b"checkpoints"] == b"1"
+    assert raw[b"ckpt_progress"] == b"0.5"
+    assert records.logs(job) == [{"ts": 1.5, "level": 1, "msg": "hello"}]
+    assert records.warnings(job) == ["careful"]
+
+
+def test_a_stale_token_cannot_write_after_another_worker_took_over(redis_fleet) -> None:
+    store, job = redis_fleet.store, new_id()
+    old = store.acquire(job, "a", 0.05)
+    store.save_checkpoint(job, old, b"1")
+    import time
+
+    time.sleep(0.1)  # the lease expires
+    new = store.acquire(job, "b", 5)
+    store.save_checkpoint(job, new, b"2")
+    with pytest.raises(LeaseLost):
+        store.save_checkpoint(job, old, b"stale")
+    with pytest.raises(LeaseLost):
+        store.record_progress(job, old, ProgressUpdate(progress=0.9))
+    assert not store.renew(job, old, 5)
+    assert store.load_checkpoint(job) == b"2"
+    assert store.client.hget(store.keys.job(job), "refused_writes") == b"2"
+
+
+def test_an_expired_lease_refuses_writes_even_before_anyone_else_takes_it(redis_fleet) -> None:
+    store, job = redis_fleet.store, new_id()
+    token = store.acquire(job, "a", 0.05)
+    import time
+
+    time.sleep(0.1)
+    with pytest.raises(LeaseLost):
+        store.save_checkpoint(job, token, b"late")
+    assert store.load_checkpoint(job) is None
+
+
+def test_checkpoints_over_the_size_limit_are_refused(redis_fleet) -> None:
+    store = RedisStore(redis_fleet.client, redis_fleet.keys, max_checkpoint_bytes=100)
+    job = new_id()
+    token = store.acquire(job, "a", 5)
+    with pytest.raises(CheckpointTooLarge):
+        store.save_checkpoint(job, token, b"x" * 101)
+    store.save_checkpoint(job, token, b"x" * 100)
+
+
+def test_key_value_pairs_are_scoped_by_namespace(redis_fleet) -> None:
+    store = redis_fleet.store
+    store.kv_set("tenant-a:ext", "k", "1")
+    assert store.kv_get("tenant-a:ext", "k") == "1"
+    assert store.kv_get("tenant-b:ext", "k") is None
+
+
+def test_an_unreachable_redis_is_store_unavailable_with_the_password_hidden() -> None:
+    from worker.fleet.procs import free_port
+
+    store = RedisStore.from_url(f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailable) as err:
+        store.load_checkpoint("x")
+    assert "hunter2" not in str(err.value)
+    assert redact("redis://:hunter2@h:1/0") == "redis://:***@h:1/0"
+
+
+def test_a_wrong_password_is_store_unavailable(redis_server) -> None:
+    store = RedisStore.from_url(f"redis://:wrong@127.0.0.1:{redis_server.port}/0")
+    with pytest.raises(StoreUnavailable, match="credentials|password|WRONGPASS|auth"):
+        store.ping()
