@@ -19,16 +19,20 @@ output is written atomically; an updated ``Cargo.lock`` is copied back.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
-import tempfile
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import platformdirs
 
 try:  # the C builder's error, so `wasmjob build` reports both alike
     from .builder import BuildError
@@ -40,6 +44,7 @@ __all__ = [
     "RustToolchain",
     "SDK_RUST_DIR",
     "build_rust",
+    "default_build_dir",
     "find_rust_toolchain",
 ]
 
@@ -163,7 +168,9 @@ def build_rust(
     with the manifest's ``wasm_file`` (default ``<package>.wasm``). ``strict``
     turns warnings into errors and requires an up-to-date ``Cargo.lock``
     (default: on when the ``CI`` environment variable is set). ``target_dir``
-    keeps compiled dependencies between builds (default: a fresh temporary one).
+    holds the staged sources and compiled dependencies between builds (default:
+    :func:`default_build_dir`); builds that share one take turns. Reusing it
+    changes build time only, never the bytes.
     """
     src_dir = Path(src_dir).resolve()
     cargo_toml = src_dir / "Cargo.toml"
@@ -177,11 +184,13 @@ def build_rust(
         strict = bool(os.environ.get("CI"))
     tc = toolchain or find_rust_toolchain()
 
-    with tempfile.TemporaryDirectory(prefix="wasmjob-rust-") as scratch_name:
-        scratch = Path(scratch_name)
-        staged = _stage(src_dir, scratch / "src")
-        targets = Path(target_dir).resolve() if target_dir else scratch / "target"
-        env = _cargo_env(tc, scratch, staged.root, targets, strict)
+    work = Path(target_dir).resolve() if target_dir else default_build_dir()
+    work.mkdir(parents=True, exist_ok=True)
+    with _exclusive(work / "lock"):
+        shutil.rmtree(work / "stage", ignore_errors=True)
+        staged = _stage(src_dir, work / "stage")
+        targets = work / "target"
+        env = _cargo_env(tc, work, staged.root, targets, strict)
         cmd = [tc.cargo, "build", "--release", "--target", TARGET, "--manifest-path", str(staged.manifest)]
         cmd += ["--target-dir", str(targets)]
         if strict and (src_dir / "Cargo.lock").exists():
@@ -220,6 +229,22 @@ class _Staged:
 
 
 _SKIP = shutil.ignore_patterns("target", ".git", "*.wasm", ".wasmjob")
+
+
+def default_build_dir() -> Path:
+    """Where Rust builds keep their staging copy and compiled dependencies."""
+    return Path(platformdirs.user_cache_dir("wasmjob")) / "rust-build"
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (one build per build directory at a time)."""
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _stage(src_dir: Path, root: Path) -> _Staged:
@@ -350,7 +375,7 @@ def _wasm_file(src_dir: Path, package: str) -> str:
     return name
 
 
-def _cargo_env(tc: RustToolchain, scratch: Path, sources: Path, targets: Path, strict: bool) -> dict[str, str]:
+def _cargo_env(tc: RustToolchain, work: Path, sources: Path, targets: Path, strict: bool) -> dict[str, str]:
     """The environment of the cargo run: our flags only, and for Debian a private offline CARGO_HOME."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CARGO_", "RUSTFLAGS", "RUSTC_", "RUSTDOCFLAGS"))}
     if "CARGO_HOME" in os.environ:  # rustup keeps its proxies and the registry cache there
@@ -358,8 +383,8 @@ def _cargo_env(tc: RustToolchain, scratch: Path, sources: Path, targets: Path, s
     env["RUSTC"] = tc.rustc
     cargo_home = Path(env.get("CARGO_HOME") or Path.home() / ".cargo")
     if tc.registry is not None:
-        cargo_home = scratch / "cargo-home"
-        cargo_home.mkdir()
+        cargo_home = work / "cargo-home"
+        cargo_home.mkdir(exist_ok=True)
         (cargo_home / "config.toml").write_text(
             "[source.crates-io]\n"
             'replace-with = "packaged"\n'
