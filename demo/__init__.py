@@ -1,0 +1,1 @@
+"""The README's first command, ``python -m demo``: see ``__main__.py``."""
