@@ -271,7 +271,7 @@ def test_committed_rust_modules_are_what_their_sources_build(rust_build_dir: Pat
 
     manifest = Manifest.from_file(crate / "manifest.json")
     built = build_rust(crate, tmp_path / manifest.wasm_file, strict=True, target_dir=rust_build_dir)
-    assert built.read_bytes() == (crate / manifest.wasm_file).read_bytes(), "rebuild: python extensions/build.py"
+    assert built.read_bytes() == (crate / manifest.wasm_file).read_bytes(), f"rebuild: wasmjob build {crate.relative_to(ROOT)}"
 
 
 @pytest.mark.timeout(600)
