@@ -47,6 +47,22 @@ _MASK32 = 0xFFFFFFFF
 _current = threading.local()
 
 
+def _address_returning(name: str) -> Any:
+    """Our own handle on a wasmtime C function returning a pointer, typed to give a plain int.
+
+    wasmtime-py's binding returns ``POINTER(c_uint8)``, and the ``ctypes.cast`` to an
+    address cost more than the call itself on every host call that touches memory.
+    ``dll[name]`` is a fresh function object, so wasmtime-py's own stays as it was.
+    """
+    fn = ffi.dll[name]
+    fn.restype = ctypes.c_void_p
+    fn.argtypes = [ctypes.POINTER(ffi.wasmtime_context_t), ctypes.POINTER(ffi.wasmtime_memory_t)]
+    return fn
+
+
+_memory_data = _address_returning("wasmtime_memory_data")
+
+
 def current() -> HostState | None:
     """The HostState of the run on this thread, if any."""
     return getattr(_current, "host", None)
@@ -141,7 +157,7 @@ class HostState:
             raise HostAbort("host function called before the instance's memory exists", job_id=self.job_id)
         ctx = self._wasm_store._context()
         raw = ctypes.byref(self._memory._memory)
-        base = ctypes.cast(ffi.wasmtime_memory_data(ctx, raw), ctypes.c_void_p).value or 0
+        base = _memory_data(ctx, raw) or 0
         size = ffi.wasmtime_memory_data_size(ctx, raw)
         self._mem_size = size
         return base, size

@@ -62,6 +62,22 @@ def _unchecked(name: str) -> Callable[..., int]:
 
         return check_interrupt
 
+    if name == "job_report_progress":
+        # called on every step by Spacedrive-style jobs: arguments read directly, no list
+
+        def report_progress(env: Any, caller: Any, args: Any, nargs: int) -> int:
+            host = current()
+            if host is None:
+                return _no_run_trap()
+            host.host_calls += 1
+            try:
+                host.job_report_progress(args[0].i32, args[1].f32, args[2].i32, args[3].i32)
+            except BaseException as exc:
+                return _fail(host, exc)
+            return 0
+
+        return report_progress
+
     def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
         host = current()
         if host is None:
