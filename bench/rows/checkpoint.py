@@ -65,7 +65,8 @@ def _measure(ctx: Context, key: str, what: str, target: str, rt: Runtime, store:
         for _ in range(per_run):
             client.set(raw_key, payload)
 
-    guest(), raw()
+    guest()
+    raw()
     g, r = interleaved(guest, raw, rounds)
     per_guest, per_raw = median(g) / per_run, median(r) / per_run
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from worker.job import JobSpec, Limits, Status
 from worker.runtime import Runtime, RuntimeConfig
 
+from worker.manifest import Manifest
+
 from .. import wasm as modules
 from ..core import Context, Result, failed, fmt_ratio, fmt_time, interleaved, median
 from ..fleet import FleetHarness
@@ -50,7 +52,7 @@ def run(ctx: Context) -> list[Result]:
     return results
 
 
-def _vs_python(ctx: Context, wasm: bytes, manifest) -> Result:  # type: ignore[no-untyped-def]
+def _vs_python(ctx: Context, wasm: bytes, manifest: Manifest) -> Result:
     """Both as jobs on the same real worker, end to end (submit → result)."""
     limit, rounds = ctx.pick(2 * 10**8, 10**9), ctx.pick(3, 5)
     counts: set[int] = set()
@@ -94,7 +96,7 @@ def _vs_python(ctx: Context, wasm: bytes, manifest) -> Result:  # type: ignore[n
     )
 
 
-def _vs_native(ctx: Context, wasm: bytes, manifest) -> Result:  # type: ignore[no-untyped-def]
+def _vs_native(ctx: Context, wasm: bytes, manifest: Manifest) -> Result:
     """The job's compute in-process vs the native executable, same limit, interleaved."""
     limit, rounds = ctx.pick(3 * 10**8, 10**9), ctx.pick(3, 7)
     rt = Runtime(RuntimeConfig(cache_dir=None))
@@ -118,7 +120,8 @@ def _vs_native(ctx: Context, wasm: bytes, manifest) -> Result:  # type: ignore[n
                 native_out.append(time.perf_counter() - t0)
                 counts.add(int(proc.stdout.strip()))
 
-            in_wasm(), native()
+            in_wasm()
+            native()
             a, b = interleaved(in_wasm, native, rounds)
         finally:
             rt.close()

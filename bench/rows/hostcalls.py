@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from worker.job import JobSpec, Limits, Status
 from worker.runtime import Extension, Runtime, RuntimeConfig
 
@@ -12,7 +14,7 @@ LIMIT_PER_CALL = 2e-6
 LIMITS = Limits(timeout_seconds=120)
 
 
-def _runner(rt: Runtime, ext: Extension):  # type: ignore[no-untyped-def]
+def _runner(rt: Runtime, ext: Extension) -> Callable[[], None]:
     def run() -> None:
         out = rt.run(ext, JobSpec(job_name="main"), None, 0, None, LIMITS)
         if out.status is not Status.COMPLETED:
@@ -29,7 +31,8 @@ def per_call(fast: bool, name: str, iterations: int, rounds: int) -> tuple[float
         with_calls = rt.load(modules.loop_module(iterations, call_step), modules.manifest(f"loop-{name}"))
         without = rt.load(modules.loop_module(iterations, empty_step), modules.manifest(f"empty-{name}"))
         subject, baseline = _runner(rt, with_calls), _runner(rt, without)
-        subject(), baseline()
+        subject()
+        baseline()
         a, b = interleaved(subject, baseline, rounds)
     finally:
         rt.close()

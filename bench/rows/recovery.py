@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from worker.manifest import Manifest
+
 from .. import wasm as modules
 from ..core import Context, Result, failed, fmt_ratio, fmt_time, median
 from ..fleet import FleetHarness
@@ -26,7 +28,7 @@ def run(ctx: Context) -> list[Result]:
         return [failed("6", what, target, exc)]
 
 
-def _measure(ctx: Context, what: str, target: str, ttl: float, wasm: bytes, manifest) -> Result:  # type: ignore[no-untyped-def]
+def _measure(ctx: Context, what: str, target: str, ttl: float, wasm: bytes, manifest: Manifest) -> Result:
     trials = ctx.pick(3, 5)
     env = {"WASMJOB_LEASE_TTL": str(ttl), "WASMJOB_SWEEP_INTERVAL": "1"}
     times: list[float] = []
