@@ -17,10 +17,11 @@ Jobs
 Extensions
   {p}:ext:ids                  set     every extension id ever registered
   {p}:ext:{id}:versions        hash    version -> "sha256:<hex>" (an id@version never changes)
+  {p}:ext:{id}:v:{version}     hash    digest, manifest JSON, jobs JSON, size, added_at of one release
   {p}:ext:{id}:running         zset    job ids holding a lease, scored by lease expiry (concurrency)
   {p}:ext:{id}:waiting         zset    job ids waiting for a free slot, scored by arrival
   {p}:module:{hex}             string  module bytes, addressed by their SHA-256
-  {p}:module:{hex}:meta        hash    id, version, manifest JSON, jobs JSON, size, added_at
+  {p}:module:{hex}:meta        hash    id and version it was first registered as, size, added_at
 
 Usage, key-value, fleet
   {p}:usage                    set     "<extension id>|<tenant>" pairs with usage
@@ -83,6 +84,9 @@ class Keys:
 
     def ext_versions(self, ext_id: str) -> str:
         return f"{self.prefix}:ext:{ext_id}:versions"
+
+    def ext_release(self, ext_id: str, version: str) -> str:
+        return f"{self.prefix}:ext:{ext_id}:v:{version}"
 
     def ext_running(self, ext_id: str) -> str:
         return f"{self.prefix}:ext:{ext_id}:running"

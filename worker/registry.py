@@ -1,9 +1,9 @@
 """The extension registry in Redis: modules addressed by SHA-256, named by id and version.
 
-Producers upload a module and its manifest once; workers fetch the bytes by
-digest on a cache miss and verify them before compiling, so no filesystem is
-shared between them. An ``id@version`` is immutable: registering a different
-module under it is refused. A job names its extension as ``id`` (the highest
+Producers upload a module and its manifest once, as a release ``id@version``;
+workers fetch the bytes by digest on a cache miss and verify them before
+compiling, so no filesystem is shared between them. An ``id@version`` is
+immutable: registering a different module under it is refused. A job names its extension as ``id`` (the highest
 version), ``id@version`` or ``sha256:<hex>``.
 """
 
@@ -70,74 +70,77 @@ class Registry:
         self.scripts = scripts
 
     def add(self, wasm: bytes, manifest: Manifest, jobs: list[str] | tuple[str, ...]) -> ExtensionRef:
-        """Store ``wasm`` under its digest and ``manifest.id@version``; the caller validated it."""
+        """Store ``wasm`` under its digest as release ``manifest.id@version``; the caller validated it."""
         if len(wasm) > MAX_MODULE_BYTES:
             raise ModuleError(f"module is {len(wasm)} bytes; the registry takes at most {MAX_MODULE_BYTES}")
         digest = digest_of(wasm)
         hex_digest = digest.split(":", 1)[1]
         k = self.keys
-        meta = {
-            "id": manifest.id,
-            "version": manifest.version,
-            "manifest": json.dumps(manifest.to_dict()),
-            "jobs": json.dumps(list(jobs)),
-            "size": len(wasm),
-        }
-        args: list[Any] = [manifest.id, manifest.version, digest, wasm]
-        for name, value in meta.items():
-            args += [name, value]
         self.scripts(
             "register",
-            [k.ext_versions(manifest.id), k.ext_ids, k.module(hex_digest), k.module_meta(hex_digest)],
-            args,
+            [
+                k.ext_versions(manifest.id), k.ext_ids, k.module(hex_digest), k.module_meta(hex_digest),
+                k.ext_release(manifest.id, manifest.version),
+            ],
+            [
+                manifest.id, manifest.version, digest, wasm, json.dumps(manifest.to_dict()),
+                json.dumps(list(jobs)), len(wasm),
+            ],
         )
-        return self.describe(digest)
+        return self.describe(manifest.id, manifest.version)
 
     def resolve(self, ref: str) -> ExtensionRef:
-        """The module a job names: ``id``, ``id@version`` or ``sha256:<hex>``."""
+        """The release a job names: ``id`` (its highest version), ``id@version`` or ``sha256:<hex>``
+        (the release those bytes were first registered as)."""
         ref = ref.strip()
         if ref.startswith("sha256:"):
             if not _DIGEST.match(ref):
                 raise NotFound(f"malformed digest {ref!r}: expected sha256: and 64 lowercase hex digits")
-            return self.describe(ref)
+            with translated():
+                first = self.client.hmget(self.keys.module_meta(ref.split(":", 1)[1]), "id", "version")
+            if first[0] is None:
+                raise NotFound(f"no module {ref} in the registry")
+            return self.describe(first[0].decode(), first[1].decode())
         ext_id, _, version = ref.partition("@")
-        with translated():
-            versions = {
-                v.decode(): d.decode() for v, d in self.client.hgetall(self.keys.ext_versions(ext_id)).items()
-            }
+        versions = self._versions(ext_id)
         if not versions:
             raise NotFound(f"no extension {ext_id!r} is registered (wasmjob extensions add PATH)")
         if version:
             if version not in versions:
                 raise NotFound(f"extension {ext_id} has no version {version} (has {', '.join(sorted(versions))})")
-            return self.describe(versions[version])
-        return self.describe(versions[max(versions, key=version_key)])
+            return self.describe(ext_id, version)
+        return self.describe(ext_id, max(versions, key=version_key))
 
-    def describe(self, digest: str) -> ExtensionRef:
-        hex_digest = digest.split(":", 1)[-1]
+    def _versions(self, ext_id: str) -> dict[str, str]:
         with translated():
-            raw = self.client.hgetall(self.keys.module_meta(hex_digest))
+            raw = self.client.hgetall(self.keys.ext_versions(ext_id))
+        return {v.decode(): d.decode() for v, d in raw.items()}
+
+    def describe(self, ext_id: str, version: str) -> ExtensionRef:
+        """One release: its digest, jobs, size and state encoding."""
+        with translated():
+            raw = self.client.hgetall(self.keys.ext_release(ext_id, version))
         if not raw:
-            raise NotFound(f"no module {digest} in the registry")
+            raise NotFound(f"no extension {ext_id}@{version} in the registry")
         h = {k.decode(): v.decode() for k, v in raw.items()}
         manifest = json.loads(h.get("manifest", "{}"))
         return ExtensionRef(
-            id=h["id"],
-            version=h["version"],
-            digest=f"sha256:{hex_digest}",
+            id=ext_id,
+            version=version,
+            digest=h["digest"],
             jobs=tuple(json.loads(h.get("jobs", "[]"))),
             size=int(h.get("size", 0)),
             state_encoding=manifest.get("wasmjob", {}).get("state_encoding", "json"),
             added_at=int(h["added_at"]) / 1000 if h.get("added_at") else None,
         )
 
-    def manifest(self, digest: str) -> Manifest:
-        hex_digest = digest.split(":", 1)[-1]
+    def manifest(self, ext_id: str, version: str) -> Manifest:
+        """The manifest a release was registered with."""
         with translated():
-            raw = self.client.hget(self.keys.module_meta(hex_digest), "manifest")
+            raw = self.client.hget(self.keys.ext_release(ext_id, version), "manifest")
         if raw is None:
-            raise NotFound(f"no module {digest} in the registry")
-        return Manifest.from_json(raw, source=f"manifest of {digest}")
+            raise NotFound(f"no extension {ext_id}@{version} in the registry")
+        return Manifest.from_json(raw, source=f"manifest of {ext_id}@{version}")
 
     def fetch(self, digest: str) -> bytes:
         """The module's bytes, verified against ``digest`` (a mismatch is a ModuleError)."""
@@ -152,18 +155,14 @@ class Registry:
         return bytes(wasm)
 
     def entries(self) -> list[ExtensionRef]:
-        """Every registered module, by id then version."""
+        """Every registered release, by id then version."""
         with translated():
             ids = sorted(i.decode() for i in self.client.smembers(self.keys.ext_ids))
-            pipe = self.client.pipeline(transaction=False)
-            for ext_id in ids:
-                pipe.hgetall(self.keys.ext_versions(ext_id))
-            rows = pipe.execute()
-        out: list[ExtensionRef] = []
-        for versions in rows:
-            for version in sorted((v.decode() for v in versions), key=version_key):
-                out.append(self.describe(versions[version.encode()].decode()))
-        return out
+        return [
+            self.describe(ext_id, version)
+            for ext_id in ids
+            for version in sorted(self._versions(ext_id), key=version_key)
+        ]
 
 
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:

@@ -27,6 +27,7 @@ from ..errors import (
 )
 from ..job import DEFAULT_LIBRARY_ID, InterruptFlag, JobSpec, Outcome, Status, Usage
 from ..leases import LeaseKeeper
+from ..manifest import Manifest
 from ..records import Claim, FinishKind, JobRecord
 from .dispatch import Dispatcher
 from .interrupts import InterruptWatcher, ProgressCallback
@@ -93,13 +94,13 @@ class JobExecution:
 
     def run(self) -> dict[str, Any]:
         rec = self._record()
+        manifest: Manifest | None = None
         manifest_error: WasmJobError | None = None
-        limit = 0
         try:
-            manifest = self.proc.manifest(rec.digest) if rec.digest else None
-            limit = concurrent_limit(manifest) if manifest else 0
+            manifest = self.proc.manifest(rec.ext_id, rec.ext_version) if rec.digest else None
         except (NotFound, ManifestError) as exc:
             manifest_error = exc
+        limit = concurrent_limit(manifest) if manifest else 0
         claim = self.fleet.records.claim(
             self.job_id,
             rec.ext_id,
@@ -115,9 +116,10 @@ class JobExecution:
         if claim.outcome != "ok":
             log.info("job %s: delivery %d dropped (%s %s)", self.job_id, self.msg.dispatch, claim.outcome, claim.detail)
             return self._summary("skipped", detail=f"{claim.outcome}: {claim.detail}")
-        if manifest_error is not None:
-            return self._finish(rec, claim, Verdict("failed", error=manifest_error.reason))
-        return self._finish(rec, claim, self._run(rec, claim))
+        if manifest is None:
+            error = manifest_error.reason if manifest_error else f"no extension {rec.extension!r} is registered"
+            return self._finish(rec, claim, Verdict("failed", error=error))
+        return self._finish(rec, claim, self._run(rec, manifest, claim))
 
     # steps ---------------------------------------------------------------------------
 
@@ -153,11 +155,9 @@ class JobExecution:
         log.info("job %s: record created from a message (%s %s)", self.job_id, msg.extension, msg.job)
         return records.get(self.job_id)
 
-    def _run(self, rec: JobRecord, claim: Claim) -> Verdict:
-        if not rec.digest:
-            return Verdict("failed", error=f"no extension {rec.extension!r} is registered")
+    def _run(self, rec: JobRecord, manifest: Manifest, claim: Claim) -> Verdict:
         try:
-            ext = self.proc.extension(rec.digest)
+            ext = self.proc.extension(rec.digest, manifest)
         except (ModuleError, ManifestError, NotFound) as exc:
             return Verdict("failed", error=exc.reason)
         except StoreUnavailable as exc:

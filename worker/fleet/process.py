@@ -10,7 +10,8 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from broker_config import Settings
 
@@ -47,29 +48,31 @@ class WorkerProcess:
         """False once this process was orphaned (its worker's main process died)."""
         return os.getppid() == self.parent
 
-    def manifest(self, digest: str) -> Manifest:
-        """The registered manifest of a module (cached; a digest's manifest never changes)."""
+    def manifest(self, ext_id: str, version: str) -> Manifest:
+        """The manifest of a release (cached: an id@version never changes)."""
+        key = f"{ext_id}@{version}"
         with self._lock:
-            cached = self._manifests.get(digest)
+            cached = self._manifests.get(key)
         if cached is not None:
             return cached
-        manifest = self.fleet.registry.manifest(digest)
+        manifest = self.fleet.registry.manifest(ext_id, version)
         with self._lock:
-            self._manifests[digest] = manifest
+            self._manifests[key] = manifest
             _trim(self._manifests)
         return manifest
 
-    def extension(self, digest: str) -> Extension:
+    def extension(self, digest: str, manifest: Manifest) -> Extension:
         """Fetch (verifying the digest), compile (the runtime caches by digest) and load a module."""
+        key = f"{digest}|{manifest.id}@{manifest.version}"
         with self._lock:
-            cached = self._extensions.get(digest)
+            cached = self._extensions.get(key)
             if cached is not None:
-                self._extensions.move_to_end(digest)
+                self._extensions.move_to_end(key)
                 return cached
         wasm = self.fleet.registry.fetch(digest)
-        ext = self.runtime.load(wasm, self.manifest(digest), digest=digest)
+        ext = self.runtime.load(wasm, manifest, digest=digest)
         with self._lock:
-            self._extensions[digest] = ext
+            self._extensions[key] = ext
             _trim(self._extensions)
         return ext
 
@@ -78,12 +81,10 @@ class WorkerProcess:
         self.fleet.close()
 
 
-def _trim(cache: OrderedDict[str, object]) -> None:
+def _trim(cache: OrderedDict[str, Any]) -> None:
     while len(cache) > EXTENSIONS_KEPT:
         cache.popitem(last=False)
 
 
-def _path(text: str) -> "os.PathLike[str]":
-    from pathlib import Path
-
+def _path(text: str) -> Path:
     return Path(text).expanduser()

@@ -1,0 +1,46 @@
+"""docker-compose.yml is valid and describes the fleet: Redis (AOF, noeviction, password), scalable workers, Flower, demo."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(60)
+
+
+def compose_command() -> list[str]:
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+
+
+def config() -> str:
+    result = subprocess.run(
+        [*compose_command(), "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp"},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_docker_compose_config_is_valid_and_has_every_service() -> None:
+    text = config()
+    for needle in ("appendonly", "noeviction", "requirepass", "wasmjob worker", "wasmjob flower", "5555"):
+        assert needle.split()[0] in text, needle
+    services = subprocess.run(
+        [*compose_command(), "-f", str(ROOT / "docker-compose.yml"), "--profile", "demo", "config", "--services"],
+        capture_output=True, text=True, cwd=ROOT,
+    ).stdout.split()
+    assert {"redis", "worker", "flower", "demo"} <= set(services)
+
+
+def test_the_worker_service_can_scale() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    worker = text.split("\n  worker:\n", 1)[1].split("\n  flower:\n", 1)[0]
+    assert "container_name" not in worker and "ports" not in worker
