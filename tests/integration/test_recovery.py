@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from modules import TICKER_WAT, ticker_params, ticker_result
+from modules import NOCHECK_WAT, TICKER_WAT, ticker_params, ticker_result
 
 SPIN = 2_000_000  # about 2 ms per step
 
@@ -133,3 +133,32 @@ def test_many_jobs_across_two_workers_with_random_kills_each_complete_exactly_on
         assert job.result() == ticker_result(target, SPIN)
         assert [e["event"] for e in job.events()].count("completed") == 1
     assert sum(r.recoveries for r in records) >= 1, "no job was hit by a kill: the test proved nothing"
+
+
+@pytest.mark.timeout(60)
+def test_a_job_that_never_checks_for_interrupts_is_stopped_by_its_deadline_and_resumes(fleet) -> None:
+    fleet.register("nocheck", NOCHECK_WAT)
+    job = fleet.client.submit("nocheck", "tick", ticker_params(800, SPIN), limits={"timeout_seconds": 0.4})
+    rec = job.wait(40)
+    assert rec.status == "completed", rec.error
+    assert job.result() == ticker_result(800, SPIN)
+    retries = [e for e in job.events() if e["event"] == "retrying"]
+    assert len(retries) >= 2 and all("timed out" in e["why"] for e in retries)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_shutting_down_hands_its_job_over_without_waiting_for_the_lease(fleet, ticker) -> None:
+    job = fleet.client.submit("ticker", "tick", ticker_params(2000, SPIN))
+    rec = fleet.wait_running(job, min_checkpoints=10)
+    leaving = fleet.worker_of(rec)
+    started = time.time()
+    leaving.stop()
+    assert time.time() - started < 5, "a warm shutdown must not wait for the job to finish"
+    deadline = time.monotonic() + 10
+    while not claims(job)[-1]["worker"].startswith(tuple(n for n in fleet.workers if n != leaving.name)):
+        assert time.monotonic() < deadline, job.events()
+        time.sleep(0.05)
+    handed_over = claims(job)[-1]["ts"] - started
+    assert handed_over < fleet.settings.lease_ttl, f"took {handed_over:.2f}s: it waited for the lease to expire"
+    assert job.wait(40).status == "completed" and job.result() == ticker_result(2000, SPIN)
+    assert "continued" in [e["event"] for e in job.events()]
