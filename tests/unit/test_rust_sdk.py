@@ -357,3 +357,26 @@ def test_a_scaffolded_project_builds_and_its_job_pauses_and_resumes(
     out, runs = run_to_end(fast_runtime, ext, JobSpec("count", {"target": 30_000}), store, random.Random(1), 25_000)
     assert runs > 1
     assert out.result == {"target": 30_000, "current": 30_000, "sum": 30_000 * 30_001 // 2}
+
+
+def test_no_rust_toolchain_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker import builder_rust
+    from worker.builder import BuildError
+
+    monkeypatch.setattr(builder_rust, "DEBIAN_RUSTC", Path("/nonexistent/rustc"))
+    monkeypatch.setattr(builder_rust.shutil, "which", lambda name: None)
+    with pytest.raises(BuildError, match=r"run scripts/install-rust-toolchain\.sh .*rustup target add wasm32-unknown-unknown"):
+        builder_rust.find_rust_toolchain()
+
+
+def test_scaffold_refuses_bad_names_and_non_empty_directories(tmp_path: Path) -> None:
+    from worker.errors import ConfigError
+    from worker.scaffold import scaffold
+
+    with pytest.raises(ConfigError, match="lowercase letters"):
+        scaffold("My Ext", "rust", tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not an empty directory"):
+        scaffold("b", "c", tmp_path / "b")
+    assert (tmp_path / "b" / "keep.txt").read_text() == "mine"
