@@ -23,7 +23,7 @@ from .cache import ModuleCache, default_cache_dir, digest_of
 from .encoding import decode, encode
 from .engine import EngineSettings, EpochTicker, make_engine
 from .errors import ModuleError, StoreUnavailable, UnknownJob, WasmJobError
-from .host import HostState
+from .host import HostState, call_i32
 from .job import MiB, InterruptFlag, JobSpec, Limits, Outcome, Status, Usage
 from .linking import make_linker
 from .manifest import Manifest
@@ -289,7 +289,7 @@ class Runtime:
             return
         host.registering = True
         try:
-            rc = init(store)
+            rc = call_i32(store, init)
         finally:
             host.registering = False
         if rc != 0:
@@ -306,7 +306,7 @@ class Runtime:
         ctx = abi.context_json(spec.job_id, spec.library_id)
         ctx_ptr = host.write_alloc(ctx, "the job context")
         state_ptr = host.write_alloc(state, "the job state") if state else 0
-        return int(func(store, ctx_ptr, len(ctx), state_ptr, len(state)))
+        return call_i32(store, func, ctx_ptr, len(ctx), state_ptr, len(state))
 
     @staticmethod
     def _cleanup(store: wasmtime.Store, instance: wasmtime.Instance | None) -> None:
@@ -315,7 +315,7 @@ class Runtime:
         cleanup = instance.exports(store).get("plugin_cleanup")
         if isinstance(cleanup, wasmtime.Func):
             try:
-                cleanup(store)
+                call_i32(store, cleanup)
             except (wasmtime.Trap, wasmtime.WasmtimeError, WasmJobError):
                 pass
 
