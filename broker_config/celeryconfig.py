@@ -73,7 +73,7 @@ def celery_config(settings: Settings) -> CeleryConfig:
         "retry_on_timeout": True,
     }
     backend_transport = {"visibility_timeout": int(settings.visibility_timeout), "retry_policy": {"timeout": 5.0}}
-    ssl_options = None
+    ssl_options: dict[str, Any] | None = None
     if settings.redis_url.startswith("rediss://") or settings.backend_url.startswith("rediss://"):
         ssl_options = {"ssl_cert_reqs": _CERT_REQS[settings.ssl_cert_reqs]}
         if settings.ssl_ca_certs:

@@ -21,7 +21,7 @@ from typing import Any
 
 from broker_config import Settings
 
-from .errors import ConfigError, InvalidTransition, UnknownJob, WasmJobError
+from .errors import ConfigError, InvalidTransition, StoreUnavailable, UnknownJob, WasmJobError
 from .manifest import MANIFEST_NAME, Manifest, find_manifest
 from .records import STATUSES, JobRecord, UsageRow
 from .registry import ExtensionRef
@@ -38,6 +38,7 @@ class Client:
         self.settings = settings or Settings.from_env(redis_url=redis_url)
         self.fleet = Fleet(self.settings)
         self._app: Any = None
+        self._refs: dict[str, tuple[float, ExtensionRef]] = {}
 
     @property
     def app(self) -> Any:
@@ -112,14 +113,27 @@ class Client:
         from .fleet.dispatch import Dispatcher
         from .fleet.messages import check_limits
 
-        ref = self.fleet.registry.resolve(extension)
+        ref = self._resolve(extension)
         if job not in ref.jobs:
             raise UnknownJob(f"extension {ref} has no job {job!r} (jobs: {', '.join(ref.jobs) or 'none'})")
         if tenant is not None:
             tenant = _uuid(tenant, "tenant")
         if priority is not None and (isinstance(priority, bool) or not 0 <= int(priority) <= 9):
             raise ConfigError("priority must be an integer from 0 to 9")
+        explicit_id = job_id is not None
         job_id = _uuid(job_id, "job_id") if job_id else str(uuid.uuid4())
+        rec = JobRecord(
+            id=job_id, status="queued", extension=extension, ext_id=ref.id, ext_version=ref.version,
+            digest=ref.digest, job=job, params=params, tenant=tenant, queue=queue, priority=priority,
+            limits=check_limits(limits), concurrent=ref.concurrent_jobs, dispatch=1,
+        )
+        if explicit_id and self.fleet.records.exists(job_id):
+            raise InvalidTransition(f"a job with id {job_id} exists already", job_id=job_id)
+        # Publish first, then create the record: the message carries all a worker needs to
+        # create the record itself, so a producer dying in between loses nothing, and no
+        # outbox entry (and its acknowledgement) is needed for a first message.
+        if not Dispatcher(self.app, self.fleet).publish(rec, ack=False):
+            raise StoreUnavailable(f"cannot queue job {job_id}: the broker did not take its message")
         self.fleet.records.create(
             job_id,
             extension=extension,
@@ -131,12 +145,22 @@ class Client:
             tenant=tenant,
             queue=queue,
             priority=priority,
-            limits=check_limits(limits),
-            dispatch=1,
-            enqueue=True,
+            limits=rec.limits,
+            dispatch=rec.dispatch,
+            enqueue=False,
+            concurrent=rec.concurrent,
         )
-        Dispatcher(self.app, self.fleet).send(job_id)
         return JobHandle(self, job_id)
+
+    def _resolve(self, extension: str) -> ExtensionRef:
+        """Resolve a name; id@version and digests never change, a bare id is re-read after 2 s."""
+        now = time.monotonic()
+        cached = self._refs.get(extension)
+        if cached is not None and ("@" in extension or extension.startswith("sha256:") or now - cached[0] < 2.0):
+            return cached[1]
+        ref = self.fleet.registry.resolve(extension)
+        self._refs[extension] = (now, ref)
+        return ref
 
     def job(self, job_id: str) -> JobHandle:
         """A handle on an existing job."""

@@ -1,17 +1,16 @@
-"""The lease keeper: a thread that keeps one running job's lease alive, or stops the job.
+"""The lease keeper: keeps one running job's lease alive, or stops the job.
 
 A lease expires ``ttl`` seconds after its last renewal. The keeper renews it
-every ``ttl / 3``; when a renewal is refused (another worker took over), when
-Redis has been unreachable for longer than the TTL (the lease is gone by then),
-or when this process should no longer hold leases (its parent worker died),
-it asks the job to checkpoint and stop. The job's own writes are fenced anyway;
-stopping early just saves the work.
+every ``ttl / 3`` (it is ticked by the process's supervisor thread); when a
+renewal is refused (another worker took over), when Redis has been unreachable
+for longer than the TTL (the lease is gone by then), or when this process should
+no longer hold leases (its parent worker died), it asks the job to checkpoint
+and stop. The job's own writes are fenced anyway; stopping early saves the work.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
@@ -44,46 +43,46 @@ class LeaseKeeper:
         self.ext_id = ext_id
         self.interrupts = interrupts
         self.alive = alive or (lambda: True)
+        self.interval = max(0.05, ttl / 3)
         self.lost_reason: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"wasmjob-lease-{job_id[:8]}", daemon=True)
+        self.last_ok = time.monotonic()
+        self.next_at = self.last_ok + self.interval
+
+    def __repr__(self) -> str:
+        return f"LeaseKeeper({self.job_id}, token={self.token})"
 
     @property
     def lost(self) -> bool:
         return self.lost_reason is not None
 
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self.ttl)
-
-    def _run(self) -> None:
-        interval = max(0.05, self.ttl / 3)
-        last_ok = time.monotonic()
-        while not self._stop.wait(interval):
-            if not self.alive():
-                self._lose("this worker process was orphaned; giving the job up")
-                try:
-                    self.store.release(self.job_id, self.token, ext_id=self.ext_id)
-                except StoreUnavailable:
-                    pass
-                return
+    def tick(self, now: float) -> None:
+        """Renew once; after a loss the keeper goes quiet."""
+        self.next_at = now + self.interval
+        if self.lost:
+            self.next_at = float("inf")
+            return
+        if not self.alive():
+            self._lose("this worker process was orphaned; giving the job up")
             try:
-                if not self.store.renew(self.job_id, self.token, self.ttl, ext_id=self.ext_id):
-                    self._lose("lease lost: another worker took the job over")
-                    return
-                last_ok = time.monotonic()
-            except StoreUnavailable as exc:
-                if time.monotonic() - last_ok > self.ttl:
-                    self._lose(f"lease expired while Redis was unreachable ({exc.reason})")
-                    return
+                self.store.release(self.job_id, self.token, ext_id=self.ext_id)
+            except StoreUnavailable:
+                pass
+            return
+        try:
+            if not self.store.renew(self.job_id, self.token, self.ttl, ext_id=self.ext_id):
+                self._lose("lease lost: another worker took the job over")
+                return
+            self.last_ok = now
+        except StoreUnavailable as exc:
+            if now - self.last_ok > self.ttl:
+                self._lose(f"lease expired while Redis was unreachable ({exc.reason})")
+            else:
                 log.warning("job %s: cannot renew its lease yet: %s", self.job_id, exc.reason)
+                self.next_at = now + min(self.interval, 0.25)
 
     def _lose(self, reason: str) -> None:
         self.lost_reason = reason
+        self.next_at = float("inf")
         log.warning("job %s: %s", self.job_id, reason)
         if self.interrupts is not None:
             self.interrupts.request(InterruptReason.SHUTDOWN)

@@ -20,7 +20,7 @@ import redis
 
 from .errors import NotFound
 from .keys import Keys
-from .store.redis import Scripts, translated
+from .store.redis import Scripts, as_bytes, as_text, translated
 
 STATUSES = ("queued", "running", "paused", "cancelled", "completed", "failed")
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -28,7 +28,7 @@ FinishKind = Literal["completed", "failed", "interrupted", "retry"]
 
 _INTS = (
     "dispatch", "attempts", "checkpoints", "stalls", "recoveries", "items", "bytes",
-    "fuel", "peak_memory", "refused_writes", "priority", "fence",
+    "fuel", "peak_memory", "refused_writes", "priority", "fence", "concurrent",
 )
 _FLOATS = ("progress", "ckpt_progress", "wall_seconds")
 _TIMES = ("created_at", "queued_at", "started_at", "run_started_at", "finished_at", "updated_at", "checkpoint_at")
@@ -50,6 +50,7 @@ class JobRecord:
     queue: str | None = None
     priority: int | None = None
     limits: dict[str, Any] = field(default_factory=dict)
+    concurrent: int = 0
     dispatch: int = 0
     attempts: int = 0
     recoveries: int = 0
@@ -85,9 +86,9 @@ class JobRecord:
         return asdict(self)
 
     @classmethod
-    def from_hash(cls, raw: dict[bytes, bytes]) -> JobRecord:
-        h = {k.decode(): v for k, v in raw.items()}
-        text = {k: v.decode("utf-8", "replace") for k, v in h.items() if k not in ("params",)}
+    def from_hash(cls, raw: dict[Any, Any]) -> JobRecord:
+        h = {as_text(k): v for k, v in raw.items()}
+        text = {k: as_text(v) for k, v in h.items() if k not in ("params",)}
         out: dict[str, Any] = {
             "id": text.get("id", ""),
             "status": text.get("status", "queued"),
@@ -112,13 +113,17 @@ class JobRecord:
 
 @dataclass(frozen=True)
 class Claim:
-    """What ``claim`` decided: ``ok`` (with the lease token), ``skip``, ``held`` or ``wait``."""
+    """What ``claim`` decided: ``ok`` (with the lease token, the record and the last
+    checkpoint), ``skip``, ``held``, ``wait``, or ``ext`` (the job belongs to another
+    extension id, named in ``detail``: claim again with it)."""
 
-    outcome: Literal["ok", "skip", "held", "wait"]
+    outcome: Literal["ok", "skip", "held", "wait", "ext"]
     token: int = 0
     checkpoints: int = 0
     attempts: int = 0
     detail: str = ""
+    record: JobRecord | None = None
+    state: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -178,8 +183,12 @@ class Records:
         limits: dict[str, Any] | None,
         dispatch: int,
         enqueue: bool,
+        concurrent: int = 0,
     ) -> bool:
-        """Create the record (status queued) unless it exists; True when it was created."""
+        """Create the record (status queued) unless it exists; True when it was created.
+
+        ``concurrent`` is the extension's fleet-wide concurrent_jobs (0 = unlimited).
+        """
         fields: dict[str, Any] = {
             "extension": extension,
             "digest": digest,
@@ -191,6 +200,7 @@ class Records:
             "queue": queue or "",
             "priority": "" if priority is None else int(priority),
             "limits": json.dumps(limits or {}),
+            "concurrent": int(concurrent),
         }
         k = self.keys
         args: list[Any] = [job_id, dispatch, "1" if enqueue else "0", self.grace_ms]
@@ -235,7 +245,7 @@ class Records:
                 ids = self.client.zrevrange(self.keys.jobs, start, start + chunk - 1)
             if not ids:
                 return
-            yield [i.decode() for i in ids]
+            yield [as_text(i) for i in ids]
             start += chunk
 
     def logs(self, job_id: str, last: int = 200) -> list[dict[str, Any]]:
@@ -245,7 +255,7 @@ class Records:
 
     def warnings(self, job_id: str) -> list[str]:
         with translated(job_id):
-            return [w.decode("utf-8", "replace") for w in self.client.lrange(self.keys.warnings(job_id), 0, -1)]
+            return [as_text(w) for w in self.client.lrange(self.keys.warnings(job_id), 0, -1)]
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
         with translated(job_id):
@@ -259,26 +269,35 @@ class Records:
             pipe.exists(self.keys.worker_stopping(worker_name))
             (control, progress, message), stopping = pipe.execute()
         return (
-            (control or b"").decode(),
+            as_text(control or b""),
             float(progress or 0),
-            (message or b"").decode("utf-8", "replace"),
+            as_text(message or b""),
             bool(stopping),
         )
 
     # the lifecycle of a run ------------------------------------------------------------
 
-    def claim(self, job_id: str, ext_id: str, owner: str, ttl: float, dispatch: int, limit: int, wait: float) -> Claim:
+    def claim(self, job_id: str, ext_id: str, owner: str, ttl: float, dispatch: int, wait: float) -> Claim:
+        """Take the job for one run if its status, dispatch number and concurrency allow."""
         k = self.keys
         reply = self.scripts(
             "claim",
-            [k.job(job_id), k.lease(job_id), k.active, k.outbox, k.ext_running(ext_id), k.ext_waiting(ext_id), k.events(job_id)],
-            [owner, int(ttl * 1000), dispatch, limit, int(wait * 1000), job_id],
+            [
+                k.job(job_id), k.lease(job_id), k.active, k.outbox, k.ext_running(ext_id), k.ext_waiting(ext_id),
+                k.events(job_id), k.state(job_id),
+            ],
+            [owner, int(ttl * 1000), dispatch, ext_id, int(wait * 1000), job_id],
             job_id=job_id,
         )
-        what = reply[0].decode()
+        what = as_text(reply[0])
         if what == "ok":
-            return Claim("ok", token=int(reply[1]), checkpoints=int(reply[2]), attempts=int(reply[3]))
-        return Claim(what, detail=_text(reply[1]) if len(reply) > 1 else "")  # type: ignore[arg-type]
+            flat = reply[4]
+            record = JobRecord.from_hash(dict(zip(flat[::2], flat[1::2])))
+            state = as_bytes(reply[5]) if len(reply) > 5 and reply[5] is not None else None
+            return Claim(
+                "ok", token=int(reply[1]), checkpoints=int(reply[2]), attempts=int(reply[3]), record=record, state=state
+            )
+        return Claim(what, detail=as_text(reply[1]) if len(reply) > 1 else "")  # type: ignore[arg-type]
 
     def finish(
         self,
@@ -311,13 +330,13 @@ class Records:
             ],
             job_id=job_id,
         )
-        return Finished(reply[0].decode(), int(reply[1]), _text(reply[2]) or None)
+        return Finished(as_text(reply[0]), int(reply[1]), as_text(reply[2]) or None)
 
     def recover(self, job_id: str) -> Finished | None:
         """Requeue a running job whose lease expired (the sweep); None when it is alive or not running."""
         k = self.keys
         with translated(job_id):
-            ext_id = (self.client.hget(k.job(job_id), "ext_id") or b"").decode()
+            ext_id = as_text(self.client.hget(k.job(job_id), "ext_id") or b"")
         reply = self.scripts(
             "recover",
             [k.job(job_id), k.lease(job_id), k.active, k.outbox, k.ext_running(ext_id), k.events(job_id)],
@@ -326,24 +345,24 @@ class Records:
         )
         if not reply:
             return None
-        return Finished(reply[0].decode(), int(reply[1]))
+        return Finished(as_text(reply[0]), int(reply[1]))
 
     def control(self, job_id: str, action: Literal["pause", "resume", "cancel"]) -> tuple[str, int, bool]:
         """Apply pause/resume/cancel; returns (status, dispatch, whether a message must be sent now)."""
         k = self.keys
         with translated(job_id):
-            ext_id = (self.client.hget(k.job(job_id), "ext_id") or b"").decode()
+            ext_id = as_text(self.client.hget(k.job(job_id), "ext_id") or b"")
         reply = self.scripts(
             "control",
             [k.job(job_id), k.outbox, k.events(job_id), k.ext_waiting(ext_id)],
             [action, job_id, self.grace_ms],
             job_id=job_id,
         )
-        return reply[0].decode(), int(reply[1]), reply[2] == b"1"
+        return as_text(reply[0]), int(reply[1]), as_text(reply[2]) == "1"
 
     def active_ids(self) -> list[str]:
         with translated():
-            return [m.decode() for m in self.client.smembers(self.keys.active)]
+            return [as_text(m) for m in self.client.smembers(self.keys.active)]
 
     def leases_alive(self, job_ids: list[str]) -> list[bool]:
         with translated():
@@ -356,7 +375,7 @@ class Records:
 
     def outbox_take(self, max_entries: int = 100) -> list[str]:
         reply = self.scripts("outbox_take", [self.keys.outbox], [self.grace_ms, max_entries])
-        return [_text(r) for r in reply]
+        return [as_text(r) for r in reply]
 
     def outbox_ack(self, job_id: str, dispatch: int) -> None:
         self.scripts("outbox_ack", [self.keys.outbox, self.keys.job(job_id)], [job_id, dispatch], job_id=job_id)
@@ -377,7 +396,7 @@ class Records:
 
     def usage(self) -> list[UsageRow]:
         with translated():
-            members = sorted(m.decode() for m in self.client.smembers(self.keys.usage_index))
+            members = sorted(as_text(m) for m in self.client.smembers(self.keys.usage_index))
             pipe = self.client.pipeline(transaction=False)
             for member in members:
                 ext_id, _, tenant = member.partition("|")
@@ -386,7 +405,7 @@ class Records:
         out = []
         for member, raw in zip(members, rows):
             ext_id, _, tenant = member.partition("|")
-            h = {k.decode(): v.decode() for k, v in raw.items()}
+            h = {as_text(k): as_text(v) for k, v in raw.items()}
             out.append(
                 UsageRow(
                     extension=ext_id,
@@ -423,7 +442,3 @@ def _unpack(raw: bytes | None) -> Any:
         return msgpack.unpackb(raw, raw=False, strict_map_key=False)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
         return None
-
-
-def _text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)

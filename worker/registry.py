@@ -20,7 +20,7 @@ import redis
 from .errors import ModuleError, NotFound
 from .keys import Keys
 from .manifest import Manifest
-from .store.redis import Scripts, translated
+from .store.redis import Scripts, as_bytes, as_text, translated
 
 MAX_MODULE_BYTES = 64 * 1024 * 1024
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
@@ -37,6 +37,7 @@ class ExtensionRef:
     size: int
     state_encoding: str = "json"
     added_at: float | None = None
+    concurrent_jobs: int = 0
 
     def __str__(self) -> str:
         return f"{self.id}@{self.version}"
@@ -54,6 +55,7 @@ class ExtensionRef:
             "size": self.size,
             "state_encoding": self.state_encoding,
             "added_at": self.added_at,
+            "concurrent_jobs": self.concurrent_jobs,
         }
 
 
@@ -100,7 +102,7 @@ class Registry:
                 first = self.client.hmget(self.keys.module_meta(ref.split(":", 1)[1]), "id", "version")
             if first[0] is None:
                 raise NotFound(f"no module {ref} in the registry")
-            return self.describe(first[0].decode(), first[1].decode())
+            return self.describe(as_text(first[0]), as_text(first[1]))
         ext_id, _, version = ref.partition("@")
         versions = self._versions(ext_id)
         if not versions:
@@ -114,7 +116,7 @@ class Registry:
     def _versions(self, ext_id: str) -> dict[str, str]:
         with translated():
             raw = self.client.hgetall(self.keys.ext_versions(ext_id))
-        return {v.decode(): d.decode() for v, d in raw.items()}
+        return {as_text(v): as_text(d) for v, d in raw.items()}
 
     def describe(self, ext_id: str, version: str) -> ExtensionRef:
         """One release: its digest, jobs, size and state encoding."""
@@ -122,7 +124,7 @@ class Registry:
             raw = self.client.hgetall(self.keys.ext_release(ext_id, version))
         if not raw:
             raise NotFound(f"no extension {ext_id}@{version} in the registry")
-        h = {k.decode(): v.decode() for k, v in raw.items()}
+        h = {as_text(k): as_text(v) for k, v in raw.items()}
         manifest = json.loads(h.get("manifest", "{}"))
         return ExtensionRef(
             id=ext_id,
@@ -132,6 +134,7 @@ class Registry:
             size=int(h.get("size", 0)),
             state_encoding=manifest.get("wasmjob", {}).get("state_encoding", "json"),
             added_at=int(h["added_at"]) / 1000 if h.get("added_at") else None,
+            concurrent_jobs=int(manifest.get("permissions", {}).get("rate_limits", {}).get("concurrent_jobs", 0)),
         )
 
     def manifest(self, ext_id: str, version: str) -> Manifest:
@@ -149,15 +152,16 @@ class Registry:
             wasm = self.client.get(self.keys.module(hex_digest))
         if wasm is None:
             raise NotFound(f"no module {digest} in the registry")
-        actual = digest_of(wasm)
+        module = as_bytes(wasm)
+        actual = digest_of(module)
         if actual != f"sha256:{hex_digest}":
             raise ModuleError(f"module bytes stored for {digest} hash to {actual}: refusing to run them")
-        return bytes(wasm)
+        return module
 
     def entries(self) -> list[ExtensionRef]:
         """Every registered release, by id then version."""
         with translated():
-            ids = sorted(i.decode() for i in self.client.smembers(self.keys.ext_ids))
+            ids = sorted(as_text(i) for i in self.client.smembers(self.keys.ext_ids))
         return [
             self.describe(ext_id, version)
             for ext_id in ids

@@ -13,17 +13,18 @@ pytestmark = pytest.mark.timeout(30)
 TENANT = "00000000-0000-0000-0000-000000000000"
 
 
-def make_job(records, ext_id: str = "ext", dispatch: int = 1) -> str:
+def make_job(records, ext_id: str = "ext", dispatch: int = 1, concurrent: int = 0) -> str:
     job = str(uuid.uuid4())
     records.create(
         job, extension=ext_id, digest="sha256:" + "0" * 64, ext_id=ext_id, ext_version="1", job="main",
         params={"n": 1}, tenant=None, queue=None, priority=None, limits={}, dispatch=dispatch, enqueue=True,
+        concurrent=concurrent,
     )
     return job
 
 
-def claim(records, job: str, dispatch: int = 1, owner: str = "w/1/a", ttl: float = 5, ext_id: str = "ext", limit: int = 0):
-    return records.claim(job, ext_id, owner, ttl, dispatch, limit, 1.0)
+def claim(records, job: str, dispatch: int = 1, owner: str = "w/1/a", ttl: float = 5, ext_id: str = "ext"):
+    return records.claim(job, ext_id, owner, ttl, dispatch, 1.0)
 
 
 def finish(records, job: str, token: int, kind: str = "completed", ext_id: str = "ext", **kw):
@@ -45,6 +46,7 @@ def test_claiming_takes_the_lease_marks_running_and_leaves_the_outbox(redis_flee
     job = make_job(records)
     c = claim(records, job)
     assert c.outcome == "ok" and c.token == 1 and c.attempts == 1
+    assert c.record is not None and c.record.params == {"n": 1} and c.state is None
     rec = records.get(job)
     assert rec.status == "running" and rec.worker == "w/1/a"
     assert redis_fleet.client.zscore(redis_fleet.keys.outbox, job) is None
@@ -147,20 +149,22 @@ def test_the_sweep_script_requeues_a_job_whose_lease_expired(redis_fleet) -> Non
     assert done is not None and (done.status, done.dispatch) == ("queued", 2)
     rec = records.get(job)
     assert rec.recoveries == 1 and rec.worker is None and "lost" in rec.last_error
-    assert claim(records, job, dispatch=2, owner="w2/1/b").checkpoints == 1
+    resumed = claim(records, job, dispatch=2, owner="w2/1/b")
+    assert resumed.checkpoints == 1 and resumed.state == b"state"
+    assert claim(records, job, dispatch=2, ext_id="other").outcome == "ext"
 
 
 def test_concurrent_jobs_over_the_limit_wait_and_the_next_is_woken_when_a_slot_frees(redis_fleet) -> None:
     records = redis_fleet.records
     ext = f"limited-{uuid.uuid4().hex[:6]}"
-    a, b = make_job(records, ext), make_job(records, ext)
-    token = claim(records, a, ext_id=ext, limit=1).token
-    waiting = claim(records, b, ext_id=ext, limit=1, owner="w2/1/b")
+    a, b = make_job(records, ext, concurrent=1), make_job(records, ext, concurrent=1)
+    token = claim(records, a, ext_id=ext).token
+    waiting = claim(records, b, ext_id=ext, owner="w2/1/b")
     assert waiting.outcome == "wait"
     assert "waiting for a free slot" in records.get(b).message
     done = finish(records, a, token, ext_id=ext)
     assert done.woken == b
-    assert claim(records, b, ext_id=ext, limit=1, owner="w2/1/b").outcome == "ok"
+    assert claim(records, b, ext_id=ext, owner="w2/1/b").outcome == "ok"
 
 
 def test_usage_accumulates_per_extension_and_tenant(redis_fleet) -> None:

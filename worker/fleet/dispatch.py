@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from kombu.exceptions import OperationalError
 
 from ..errors import NotFound, StoreUnavailable
+from ..records import JobRecord
 from .context import Fleet
 from .messages import TASK_NAME, JobMessage
 
@@ -21,9 +22,10 @@ MAX_PRIORITY = 9
 class Dispatcher:
     """Sends ``wasmjob.run`` for jobs whose record says queued; takes the Celery app and the Fleet.
 
-    Every state change that queues a job also puts it in the outbox; this sends
-    the message and then acknowledges the entry, so a crash in between only
-    delays the message until the sweep sends it.
+    Every state change that queues a job again also puts it in the outbox; this
+    sends the message and then acknowledges the entry, so a crash in between only
+    delays the message until the sweep sends it. A first message is published
+    before its record exists (see ``Client.submit``) and needs no outbox entry.
     """
 
     def __init__(self, app: Celery, fleet: Fleet) -> None:
@@ -32,18 +34,25 @@ class Dispatcher:
 
     def send(self, job_id: str) -> bool:
         """Publish the job's current dispatch if it is queued; True when a message went out."""
-        records = self.fleet.records
         try:
-            rec = records.get(job_id)
+            rec = self.fleet.records.get(job_id)
         except NotFound:
             return False
+        return self.publish(rec)
+
+    def publish(self, rec: JobRecord, *, ack: bool = True) -> bool:
+        """Publish the message of ``rec``'s current dispatch; ``ack`` clears its outbox entry."""
+        records, job_id = self.fleet.records, rec.id
         if rec.status != "queued":
             records.outbox_ack(job_id, rec.dispatch)
             return False
         msg = JobMessage(
             job_id=rec.id,
-            extension=rec.digest or rec.extension,
+            # the release, so the worker knows the extension's keys before it reads the record
+            extension=f"{rec.ext_id}@{rec.ext_version}" if rec.ext_id and rec.ext_version else rec.digest or rec.extension,
             job=rec.job,
+            # the first message carries the params: a worker may create the record from it
+            params=rec.params if rec.dispatch <= 1 else None,
             tenant=rec.tenant,
             limits=rec.limits,
             dispatch=rec.dispatch,
@@ -67,6 +76,8 @@ class Dispatcher:
         except (OperationalError, OSError) as exc:
             log.warning("job %s: cannot publish its message yet (the sweep will): %s", job_id, exc)
             return False
+        if not ack:
+            return True
         try:
             records.outbox_ack(job_id, rec.dispatch)
         except StoreUnavailable as exc:

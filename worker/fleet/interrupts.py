@@ -1,16 +1,16 @@
 """The interrupt watcher: carries pause, cancel and worker shutdown from Redis to a running job.
 
-The guest's ``job_check_interrupt`` only reads an in-memory flag. This thread
-polls the job's ``control`` field (and the worker's stopping marker) every
-``interval`` seconds in one round trip and raises the flag, so a pause or
-cancel reaches the job within a second with no Redis call per check. The same
-poll reports progress to whoever wants it (Flower, through task events).
+The guest's ``job_check_interrupt`` only reads an in-memory flag. The watcher,
+ticked by the process's supervisor thread, polls the job's ``control`` field
+(and the worker's stopping marker) every ``interval`` seconds in one round trip
+and raises the flag, so a pause or cancel reaches the job within a second with
+no Redis call per check. The same poll reports progress to whoever wants it
+(Flower, through task events).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
@@ -25,9 +25,9 @@ _CONTROLS = {"pause": InterruptReason.PAUSE, "cancel": InterruptReason.CANCEL}
 
 
 class InterruptWatcher:
-    """Polls one job's control field; takes the records, job id, the run's flag, the worker
-    name, a poll interval and an optional progress callback (called at most every
-    ``progress_every`` seconds, and only when progress changed)."""
+    """Polls one job's control field when ticked; takes the records, job id, the run's flag,
+    the worker name, a poll interval and an optional progress callback (called at most
+    every ``progress_every`` seconds, and only when progress changed)."""
 
     def __init__(
         self,
@@ -47,36 +47,29 @@ class InterruptWatcher:
         self.interval = interval
         self.on_progress = on_progress
         self.progress_every = progress_every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"wasmjob-watch-{job_id[:8]}", daemon=True)
+        self.next_at = time.monotonic() + interval
+        self._last_sent = (-1.0, "")
+        self._last_time = 0.0
 
-    def __enter__(self) -> InterruptWatcher:
-        self._thread.start()
-        return self
+    def __repr__(self) -> str:
+        return f"InterruptWatcher({self.job_id})"
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-    def _run(self) -> None:
-        last_sent = (-1.0, "")
-        last_time = 0.0
-        while not self._stop.wait(self.interval):
+    def tick(self, now: float) -> None:
+        self.next_at = now + self.interval
+        try:
+            control, progress, message, stopping = self.records.watch_fields(self.job_id, self.worker_name)
+        except StoreUnavailable:
+            return  # the lease keeper decides when an outage means the lease is gone
+        reason = _CONTROLS.get(control)
+        if reason is not None and self.flag.reason is not reason:
+            log.info("job %s: %s requested", self.job_id, control)
+            self.flag.request(reason)
+        elif stopping and self.flag.reason is None:
+            log.info("job %s: worker %s is shutting down; checkpointing", self.job_id, self.worker_name)
+            self.flag.request(InterruptReason.SHUTDOWN)
+        if self.on_progress and (progress, message) != self._last_sent and now - self._last_time >= self.progress_every:
+            self._last_sent, self._last_time = (progress, message), now
             try:
-                control, progress, message, stopping = self.records.watch_fields(self.job_id, self.worker_name)
-            except StoreUnavailable:
-                continue  # the lease keeper decides when an outage means the lease is gone
-            reason = _CONTROLS.get(control)
-            if reason is not None and self.flag.reason is not reason:
-                log.info("job %s: %s requested", self.job_id, control)
-                self.flag.request(reason)
-            elif stopping and self.flag.reason is None:
-                log.info("job %s: worker %s is shutting down; checkpointing", self.job_id, self.worker_name)
-                self.flag.request(InterruptReason.SHUTDOWN)
-            now = time.monotonic()
-            if self.on_progress and (progress, message) != last_sent and now - last_time >= self.progress_every:
-                last_sent, last_time = (progress, message), now
-                try:
-                    self.on_progress(progress, message)
-                except Exception:  # a monitoring hook must never stop the job
-                    log.debug("progress callback failed", exc_info=True)
+                self.on_progress(progress, message)
+            except Exception:  # a monitoring hook must never stop the job
+                log.debug("progress callback failed", exc_info=True)

@@ -17,6 +17,7 @@ from broker_config import Settings
 
 from ..manifest import Manifest
 from .context import Fleet
+from .supervisor import Supervisor
 
 if TYPE_CHECKING:
     from ..runtime import Extension, Runtime
@@ -39,6 +40,7 @@ class WorkerProcess:
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
         self._extensions: OrderedDict[str, Extension] = OrderedDict()
         self._lock = threading.Lock()
+        self.supervisor = Supervisor()
 
     def owner(self, worker_name: str) -> str:
         """A lease owner for one run: worker name, pid and a nonce."""

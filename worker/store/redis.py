@@ -103,7 +103,7 @@ def translated(job_id: str | None = None) -> Iterator[None]:
         if kind is LeaseHeld:
             raise LeaseHeld(f"already running in {rest}", job_id=job_id) from exc
         if kind is not None:
-            raise kind(rest or text, job_id=job_id) from exc
+            raise kind(rest or text, job_id=job_id) from exc  # type: ignore[call-arg]
         if text.startswith(("NOAUTH", "WRONGPASS")):
             raise StoreUnavailable(f"Redis refused the credentials: {text}", job_id=job_id) from exc
         raise StoreUnavailable(f"Redis error: {text}", job_id=job_id) from exc
@@ -173,7 +173,7 @@ class RedisStore:
             raw = self.client.get(self.keys.lease(job_id))
         if raw is None:
             return None
-        token, _, owner = raw.decode().partition("|")
+        token, _, owner = as_text(raw).partition("|")
         return int(token), owner
 
     # checkpoints and progress ---------------------------------------------------
@@ -181,7 +181,7 @@ class RedisStore:
     def load_checkpoint(self, job_id: str) -> bytes | None:
         with translated(job_id):
             data = self.client.get(self.keys.state(job_id))
-        return None if data is None else bytes(data)
+        return None if data is None else as_bytes(data)
 
     def save_checkpoint(
         self, job_id: str, token: int, state: bytes, update: ProgressUpdate | None = None
@@ -228,7 +228,7 @@ class RedisStore:
     def kv_get(self, namespace: str, key: str) -> str | None:
         with translated():
             raw = self.client.hget(self.keys.kv(namespace), key)
-        return None if raw is None else raw.decode()
+        return None if raw is None else as_text(raw)
 
     def kv_set(self, namespace: str, key: str, value: str) -> None:
         with translated():
@@ -238,6 +238,15 @@ class RedisStore:
         """Raise StoreUnavailable unless Redis answers."""
         with translated():
             self.client.ping()
+
+
+def as_text(raw: Any) -> str:
+    """A Redis reply (bytes with this client) as text."""
+    return raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else str(raw)
+
+
+def as_bytes(raw: Any) -> bytes:
+    return bytes(raw) if isinstance(raw, (bytes, bytearray)) else str(raw).encode()
 
 
 def _ms(seconds: float) -> int:

@@ -1,10 +1,14 @@
 -- A worker claims a delivered job: checks its status, the message's dispatch number and the
 -- extension's fleet-wide concurrency, then takes the lease and marks the job running.
--- KEYS: job, lease, active, outbox, ext_running, ext_waiting, events
--- ARGV: owner, ttl_ms, dispatch, concurrent_limit, wait_ms, job_id
--- Returns {'ok', token, checkpoints, attempts} | {'skip', why} | {'held', owner} | {'wait', running}
+-- On success it also returns the record and the last checkpoint, saving the worker two reads.
+-- KEYS: job, lease, active, outbox, ext_running, ext_waiting, events, state
+-- ARGV: owner, ttl_ms, dispatch, ext_id, wait_ms, job_id
+-- Returns {'ok', token, checkpoints, attempts, {record field, value...}, [state]}
+--       | {'skip', why} | {'held', owner} | {'wait', running} | {'ext', actual_ext_id}
 local job, owner, ttl, job_id = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[6]
 if redis.call('EXISTS', job) == 0 then return {'skip', 'missing'} end
+local ext_id = redis.call('HGET', job, 'ext_id') or ''
+if ext_id ~= ARGV[4] then return {'ext', ext_id} end
 local status = redis.call('HGET', job, 'status')
 if status ~= 'queued' and status ~= 'running' then return {'skip', status} end
 local current = hget_num(job, 'dispatch')
@@ -15,13 +19,14 @@ local tok, holder = lease_of(KEYS[2])
 if tok ~= nil then
   -- the same claim retried after a lost reply gets the same answer
   if holder == owner then
-    return {'ok', tok, hget_num(job, 'checkpoints'), hget_num(job, 'attempts')}
+    return {'ok', tok, hget_num(job, 'checkpoints'), hget_num(job, 'attempts'),
+      redis.call('HGETALL', job), redis.call('GET', KEYS[8])}
   end
   return {'held', holder}
 end
 if status == 'running' then return {'skip', 'running-unleased'} end
 local now = now_ms()
-local limit = tonumber(ARGV[4])
+local limit = hget_num(job, 'concurrent')
 if limit > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
   local running = redis.call('ZCARD', KEYS[5])
@@ -49,4 +54,4 @@ if checkpoints > 0 then
 end
 event(KEYS[7], now, 'claimed', {worker = owner, token = token, attempt = attempts,
   from_checkpoint = checkpoints})
-return {'ok', token, checkpoints, attempts}
+return {'ok', token, checkpoints, attempts, redis.call('HGETALL', job), redis.call('GET', KEYS[8])}
