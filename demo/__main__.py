@@ -171,7 +171,7 @@ class Demo:
         all_ok = True
         for key, job in jobs.items():
             rec = job.record()
-            workers = []
+            workers: list[str] = []
             for ev in job.events():
                 name = ev.get("worker", "").split("@")[0]
                 if ev["event"] == "claimed" and (not workers or workers[-1] != name):
