@@ -18,6 +18,7 @@ from worker.manifest import Manifest
 from .services import Services, Worker
 
 POLL = 0.01
+WINDOW = 32  # poll the oldest pending items only: batches finish roughly in order, and Redis stays unloaded
 DONE = ("completed", "failed", "cancelled")
 
 
@@ -71,17 +72,19 @@ class FleetHarness:
         return [(s or b"missing").decode() for s in pipe.execute()]
 
     def wait_jobs(self, job_ids: list[str], timeout: float) -> None:
-        """Until every job is done; raise if one did not complete."""
+        """Until every job is done (polling the oldest pending ones); raise if one did not complete."""
         pending = list(job_ids)
         deadline = time.monotonic() + timeout
         while pending:
-            states = self.statuses(pending)
-            bad = [(j, s) for j, s in zip(pending, states) if s in ("failed", "cancelled")]
+            window = pending[:WINDOW]
+            states = self.statuses(window)
+            bad = [(j, s) for j, s in zip(window, states) if s in ("failed", "cancelled")]
             if bad:
                 job_id, status = bad[0]
                 rec = self.client.job(job_id).record()
                 raise RuntimeError(f"job {job_id} {status}: {rec.error}")
-            pending = [j for j, s in zip(pending, states) if s != "completed"]
+            done = {j for j, s in zip(window, states) if s == "completed"}
+            pending = [j for j in pending if j not in done]
             if pending and time.monotonic() > deadline:
                 raise TimeoutError(f"{len(pending)} of {len(job_ids)} jobs not completed after {timeout:.0f} s")
             if pending:
@@ -103,9 +106,10 @@ class FleetHarness:
         pending = list(task_ids)
         deadline = time.monotonic() + timeout
         while pending:
-            raw = self.redis.mget([backend.get_key_for_task(t).decode() for t in pending])
+            window = pending[:WINDOW]
+            raw = self.redis.mget([backend.get_key_for_task(t).decode() for t in window])
             still = []
-            for task_id, value in zip(pending, raw):
+            for task_id, value in zip(window, raw):
                 meta = backend.decode_result(value) if value else None
                 if meta is None or meta["status"] not in ("SUCCESS", "FAILURE"):
                     still.append(task_id)
@@ -113,7 +117,7 @@ class FleetHarness:
                     raise RuntimeError(f"task {task_id} failed: {meta['result']}")
                 else:
                     results[task_id] = meta["result"]
-            pending = still
+            pending = still + pending[WINDOW:]
             if pending and time.monotonic() > deadline:
                 raise TimeoutError(f"{len(pending)} of {len(task_ids)} tasks not done after {timeout:.0f} s")
             if pending:

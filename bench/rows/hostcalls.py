@@ -41,8 +41,8 @@ def per_call(fast: bool, name: str, iterations: int, rounds: int) -> tuple[float
 
 
 def run(ctx: Context) -> list[Result]:
-    iterations = ctx.pick(100_000, 500_000)
-    rounds = ctx.pick(7, 15)
+    iterations = ctx.pick(100_000, 200_000)
+    rounds = ctx.pick(7, 11)
     results = []
     for key, name in (("3a", "job_check_interrupt"), ("3b", "job_report_progress")):
         what = f"host call `{name}`"
