@@ -29,7 +29,7 @@ def flower(fleet, tmp_path):
     env = {**os.environ, **fleet.env, "FLOWER_UNAUTHENTICATED_API": "true"}
     log = open(tmp_path / "flower.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.fleet.app", "flower", f"--port={port}", "--address=127.0.0.1"],
+        [sys.executable, "-m", "worker.cli", "flower", f"--port={port}", "--address=127.0.0.1"],  # `wasmjob flower`
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
