@@ -77,6 +77,11 @@ def _measure(ctx: Context, key: str, what: str, target: str, rt: Runtime, store:
         lambda: store.save_checkpoint(job_id, token, payload), lambda: client.set(raw_key, payload), per_run * 2
     )
     lat_store, lat_raw = median(one_store), median(one_raw)
+    # diagnostic: what carrying the payload through a Lua script costs by itself
+    lua_set = client.register_script("return redis.call('SET', KEYS[1], ARGV[1])")
+    one_lua, one_raw2 = interleaved(
+        lambda: lua_set(keys=[raw_key], args=[payload]), lambda: client.set(raw_key, payload), per_run * 2
+    )
     client.delete(raw_key)
     ratio = per_guest / per_raw
     return Result(
@@ -91,6 +96,8 @@ def _measure(ctx: Context, key: str, what: str, target: str, rt: Runtime, store:
             f"per checkpoint in a loop of {per_run} `job_checkpoint` calls from WASM (bounds check, copy out of guest "
             f"memory, fenced Lua write of state + counters, one round trip) vs {per_run} raw SETs on the same "
             f"connection, medians of {rounds} interleaved rounds; one call alone: "
-            f"RedisStore.save_checkpoint {fmt_time(lat_store)} vs SET {fmt_time(lat_raw)} ({fmt_ratio(lat_store / lat_raw)})"
+            f"RedisStore.save_checkpoint {fmt_time(lat_store)} vs SET {fmt_time(lat_raw)} ({fmt_ratio(lat_store / lat_raw)}); "
+            f"a Lua script that only SETs the same bytes costs {fmt_ratio(median(one_lua) / median(one_raw2))} a SET, "
+            f"the floor for any fenced write that passes the state through EVAL"
         ),
     )
