@@ -187,10 +187,7 @@ def _wait_with_bar(handle: Any, timeout: float | None, *, quiet: bool) -> JobRec
 
 
 def _wait(handle: Any, timeout: float | None, on_progress: Any) -> JobRecord:
-    try:
-        rec: JobRecord = handle.wait(timeout, on_progress)
-    except TimeoutError as exc:
-        raise WasmJobError(str(exc)) from None
+    rec: JobRecord = handle.wait(timeout, on_progress)
     return rec
 
 

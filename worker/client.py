@@ -21,7 +21,7 @@ from typing import Any
 
 from broker_config import Settings
 
-from .errors import ConfigError, InvalidTransition, StoreUnavailable, UnknownJob, WasmJobError
+from .errors import ConfigError, InvalidTransition, JobFailed, JobTimeout, StoreUnavailable, UnknownJob
 from .manifest import MANIFEST_NAME, Manifest, find_manifest
 from .records import STATUSES, JobRecord, UsageRow
 from .registry import ExtensionRef
@@ -231,7 +231,7 @@ class JobHandle:
         """Poll until the job reaches one of ``until`` (by default: it is done); returns its record.
 
         ``on_progress`` gets the record whenever progress, message or status changed.
-        Raises TimeoutError when ``timeout`` seconds pass first.
+        Raises JobTimeout when ``timeout`` seconds pass first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         seen: tuple[Any, ...] | None = None
@@ -243,7 +243,7 @@ class JobHandle:
             if rec.status in until:
                 return rec
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {self.id} is still {rec.status} after {timeout:g}s")
+                raise JobTimeout(f"still {rec.status} after {timeout:g}s", job_id=self.id)
             time.sleep(poll)
 
     def result(self) -> Any:
@@ -252,7 +252,7 @@ class JobHandle:
         if rec.status == "completed":
             return rec.result
         if rec.status == "failed":
-            raise WasmJobError(f"failed: {rec.error}", job_id=self.id)
+            raise JobFailed(f"failed: {rec.error}", job_id=self.id)
         raise InvalidTransition(f"job is {rec.status}; it has no result", job_id=self.id)
 
 

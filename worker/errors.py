@@ -92,3 +92,11 @@ class NotFound(WasmJobError):
 
 class InvalidTransition(WasmJobError):
     """A job cannot go to the requested status from the one it is in."""
+
+
+class JobFailed(WasmJobError):
+    """A job ended as failed; ``reason`` is its recorded error."""
+
+
+class JobTimeout(WasmJobError, TimeoutError):
+    """Waiting for a job took longer than the caller allowed; the job itself goes on."""
