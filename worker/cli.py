@@ -26,7 +26,8 @@ EXIT_INTERRUPTED = 130
 RUN_NAMESPACE = uuid.UUID("6f1c1e1a-7a39-4a8e-9d7e-5b0c2f0f3a11")
 
 
-def _json_arg(text: str | None, what: str) -> Any:
+def json_arg(text: str | None, what: str) -> Any:
+    """Parse a JSON command-line value, or fail naming the flag."""
     if text is None:
         return None
     try:
@@ -85,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .store import LocalStore
 
     path, wasm = _read_module(args.module)
-    params = _json_arg(args.params, "--params")
+    params = json_arg(args.params, "--params")
     runtime = Runtime()
     ext = runtime.load(wasm, find_manifest(path))
     tenant = args.tenant or DEFAULT_LIBRARY_ID

@@ -14,7 +14,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, WasmJobError
+from .cli import json_arg
+from .errors import WasmJobError
 
 if TYPE_CHECKING:
     from .client import Client
@@ -145,9 +146,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     handle = client.submit(
         args.extension,
         args.job,
-        _json(args.params, "--params"),
+        json_arg(args.params, "--params"),
         tenant=args.tenant,
-        limits=_json(args.limits, "--limits"),
+        limits=json_arg(args.limits, "--limits"),
         queue=args.queue,
         priority=args.priority,
     )
@@ -335,15 +336,6 @@ def _client(args: argparse.Namespace) -> Client:
     from .client import Client
 
     return Client(settings=_settings(args))
-
-
-def _json(text: str | None, what: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{what} is not valid JSON: {exc}") from None
 
 
 def _when(ts: float | None) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.job import InterruptFlag, JobSpec, Limits, Outcome
+from worker.job import InterruptFlag, InterruptReason, JobSpec, Limits, Outcome
 from worker.manifest import Manifest
 from worker.runtime import Runtime, RuntimeConfig
 from worker.store import LocalStore
@@ -59,3 +59,22 @@ def run_job(
     spec = JobSpec(job_name=job, params=params) if job_id is None else JobSpec(job_name=job, params=params, job_id=job_id)
     token = store.acquire(spec.job_id, "test", 60) if store is not None else 0
     return rt.run(ext, spec, store, token, interrupts, limits or Limits(timeout_seconds=10))
+
+
+class StopAfter(InterruptFlag):
+    """An interrupt flag that asks the job to pause once the guest has polled it ``n`` times."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.remaining = n
+
+    @property  # type: ignore[override]
+    def reason(self) -> InterruptReason | None:
+        if self.remaining <= 0:
+            return InterruptReason.PAUSE
+        self.remaining -= 1
+        return self._reason
+
+    @reason.setter
+    def reason(self, value: InterruptReason | None) -> None:
+        self._reason = value

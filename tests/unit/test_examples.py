@@ -9,31 +9,14 @@ from typing import Any
 
 import pytest
 
-from worker.job import InterruptFlag, InterruptReason, JobSpec, Limits, Status
+from worker.job import InterruptFlag, JobSpec, Limits, Status
 from worker.manifest import find_manifest
 from worker.runtime import Extension, Runtime
 from worker.store import LocalStore
 
+from .conftest import StopAfter
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class StopAfter(InterruptFlag):
-    """An interrupt flag that turns on after the guest has polled it ``n`` times."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.remaining = n
-
-    @property  # type: ignore[override]
-    def reason(self) -> InterruptReason | None:
-        if self.remaining <= 0:
-            return InterruptReason.PAUSE
-        self.remaining -= 1
-        return self._reason
-
-    @reason.setter
-    def reason(self, value: InterruptReason | None) -> None:
-        self._reason = value
 
 
 def load_example(rt: Runtime, name: str) -> Extension:

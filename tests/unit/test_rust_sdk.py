@@ -20,10 +20,12 @@ from typing import Any, Literal
 import msgpack
 import pytest
 
-from worker.job import InterruptFlag, InterruptReason, JobSpec, Limits, Outcome, Status
+from worker.job import InterruptFlag, JobSpec, Limits, Outcome, Status
 from worker.manifest import Manifest
 from worker.runtime import Extension, Runtime
 from worker.store import LocalStore
+
+from .conftest import StopAfter
 
 pytestmark = pytest.mark.unit
 
@@ -32,25 +34,6 @@ COUNTER_RS = ROOT / "extensions" / "counter-rs"
 CSVSTATS = ROOT / "extensions" / "csvstats"
 SELFTEST = ROOT / "extensions" / "sdk" / "rust" / "selftest"
 RUST_CRATES = [COUNTER_RS, CSVSTATS, SELFTEST]
-
-
-class StopAfter(InterruptFlag):
-    """Asks the job to pause once the guest has polled ``n`` times."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.remaining = n
-
-    @property  # type: ignore[override]
-    def reason(self) -> InterruptReason | None:
-        if self.remaining <= 0:
-            return InterruptReason.PAUSE
-        self.remaining -= 1
-        return None
-
-    @reason.setter
-    def reason(self, value: InterruptReason | None) -> None:
-        pass
 
 
 def load(rt: Runtime, crate: Path) -> Extension:
