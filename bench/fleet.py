@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Self
 
 from worker.client import Client
 from worker.manifest import Manifest
@@ -40,7 +40,7 @@ class FleetHarness:
         self.services.stop_workers()
         self.client.close()
 
-    def __enter__(self) -> FleetHarness:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,7 +6,7 @@ import os
 import platform
 import shutil
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -42,7 +42,7 @@ def _command_version(cmd: list[str]) -> str:
     if shutil.which(cmd[0]) is None:
         return "not installed"
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.splitlines()[0] if out else "unknown"
@@ -74,7 +74,7 @@ def describe() -> dict[str, str]:
     """Everything a reader needs to compare two BENCHMARKS.md files."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
         "cores": str(cores),
         "memory": memory_gib(),

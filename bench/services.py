@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import redis
 
@@ -140,12 +140,13 @@ class Services:
         self.port = free_port()
         data = self.tmp / "redis"
         data.mkdir()
-        self.redis_proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data),
-             "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
-             "--maxmemory-policy", "noeviction", "--protected-mode", "yes", "--loglevel", "warning"],
-            stdout=open(data / "redis.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        with open(data / "redis.log", "wb") as out:  # the child keeps its own copy of the descriptor
+            self.redis_proc = subprocess.Popen(
+                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data),
+                 "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+                 "--maxmemory-policy", "noeviction", "--protected-mode", "yes", "--loglevel", "warning"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
         client = self.client()
 
         def ready() -> bool:
@@ -192,9 +193,10 @@ class Services:
             "-n", host, "-P", pool, "-c", str(concurrency), "-l", "WARNING",
             "--without-gossip", "--without-mingle", "-O", "fair",
         ]  # fmt: skip
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=self.env(env), stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=self.env(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         worker = Worker(host, proc, log, pool, concurrency)
         self.workers.append(worker)
         if wait:
@@ -246,7 +248,7 @@ class Services:
                 self.redis_proc = None
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def __enter__(self) -> Services:
+    def __enter__(self) -> Self:
         self.start_redis()
         return self
 

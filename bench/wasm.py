@@ -64,7 +64,7 @@ def loop_module(iterations: int, step: str) -> bytes:
 # One loop step per host function, and the same step with the host call taken out.
 # The baseline keeps the guest-side work (the argument computation), so the
 # difference is the call alone.
-_FRACTION = f"(f32.div (f32.convert_i32_u (local.get $i)) (f32.const 1000000))"
+_FRACTION = "(f32.div (f32.convert_i32_u (local.get $i)) (f32.const 1000000))"
 STEPS: dict[str, tuple[str, str]] = {
     "job_check_interrupt": (
         f"(local.set $r (i32.add (local.get $r) (call $check_interrupt (i32.const {JOB_ID}))))",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import uuid
 
-from worker.job import MiB, JobSpec, Limits, Status
+from worker.job import JobSpec, Limits, MiB, Status
 from worker.runtime import Runtime, RuntimeConfig
 from worker.store.redis import RedisStore, connect
 
 from .. import wasm as modules
-from ..core import Context, Result, failed, fmt_ratio, fmt_time, interleaved, median, timed
+from ..core import Context, Result, failed, fmt_ratio, fmt_time, interleaved, median
 
 MAX_RATIO = 1.5
 SIZES = (("1 KB", 1024), ("64 KB", 64 * 1024), ("1 MB", MiB))

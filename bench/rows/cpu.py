@@ -12,12 +12,20 @@ from pathlib import Path
 import wasmtime
 
 from worker.job import JobSpec, Limits, Status
+from worker.manifest import Manifest
 from worker.runtime import Runtime, RuntimeConfig
 
-from worker.manifest import Manifest
-
 from .. import wasm as modules
-from ..core import Context, Result, failed, fmt_ratio, fmt_time, interleaved, median, timed
+from ..core import (
+    Context,
+    Result,
+    failed,
+    fmt_ratio,
+    fmt_time,
+    interleaved,
+    median,
+    timed,
+)
 from ..fleet import FleetHarness
 from ..tasks import PRIMES_PY
 
@@ -38,7 +46,7 @@ def build_native(out_dir: Path) -> Path:
     """``gcc -O2`` of the native baseline, sharing the extension's sieve (primes_core.h)."""
     exe = out_dir / "primes_native"
     cmd = ["gcc", "-O2", "-I", str(modules.PRIMES_DIR), "-o", str(exe), str(NATIVE_SOURCE)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"gcc failed: {proc.stderr.strip()[:300]}")
     return exe

@@ -8,7 +8,7 @@ from worker.job import JobSpec, Limits, Status
 from worker.runtime import Extension, Runtime, RuntimeConfig
 
 from .. import wasm as modules
-from ..core import Result, Context, failed, fmt_ratio, fmt_time, interleaved, median
+from ..core import Context, Result, failed, fmt_ratio, fmt_time, interleaved, median
 
 LIMIT_PER_CALL = 2e-6
 LIMITS = Limits(timeout_seconds=120)

@@ -40,7 +40,7 @@ def _measure(ctx: Context, what: str, target: str, ttl: float, wasm: bytes, mani
         for _ in range(trials):
             [job_id] = fh.submit("primes", "count_primes", {"limit": LONG_LIMIT}, 1)
             rec = wait_until(
-                lambda: (r := fh.record(job_id)).status == "running" and r.checkpoints >= 1 and r,
+                lambda job_id=job_id: (r := fh.record(job_id)).status == "running" and r.checkpoints >= 1 and r,
                 60, "the job to run and checkpoint", interval=0.02,
             )  # fmt: skip
             victim = next(w for w in workers if rec.worker and rec.worker.startswith(w.name))
@@ -48,8 +48,8 @@ def _measure(ctx: Context, what: str, target: str, ttl: float, wasm: bytes, mani
             victim.kill()
             killed_at = time.time()
             rec = wait_until(
-                lambda: (r := fh.record(job_id)).status == "running" and r.worker
-                and not r.worker.startswith(victim.name) and r,
+                lambda job_id=job_id, gone=victim.name: (r := fh.record(job_id)).status == "running" and r.worker
+                and not r.worker.startswith(gone) and r,
                 10 * ttl + 30, "the job to run again on another worker", interval=0.01,
             )  # fmt: skip
             times.append(rec.run_started_at - killed_at)
@@ -61,7 +61,7 @@ def _measure(ctx: Context, what: str, target: str, ttl: float, wasm: bytes, mani
             workers.remove(victim)
             workers += fh.workers(1, prefix=f"w{spare}-")
             spare += 1
-            wait_until(lambda: fh.record(job_id).status == "cancelled", 30, "the job to be cancelled")
+            wait_until(lambda job_id=job_id: fh.record(job_id).status == "cancelled", 30, "the job to be cancelled")
     m = median(times)
     return Result(
         "6",

@@ -10,7 +10,7 @@ from worker.job import JobSpec, Limits, Status
 from worker.runtime import Runtime, RuntimeConfig
 
 from .. import wasm as modules
-from ..core import Result, Context, failed, fmt_ratio, fmt_time, median, spread, timed
+from ..core import Context, Result, failed, fmt_ratio, fmt_time, median, spread, timed
 
 WARM_LIMIT = 1e-3
 MIN_SPEEDUP = 50.0
