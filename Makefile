@@ -11,10 +11,10 @@ test: setup
 	.venv/bin/python -m pytest
 
 test-unit: setup
-	.venv/bin/python -m pytest -m unit
+	.venv/bin/python -m pytest -m "unit and not slow"
 
 test-integration: setup
-	.venv/bin/python -m pytest -m integration
+	.venv/bin/python -m pytest -m "integration and not slow"
 
 bench: setup
 	.venv/bin/python -m bench

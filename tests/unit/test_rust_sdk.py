@@ -257,6 +257,7 @@ def test_committed_rust_modules_are_what_their_sources_build(rust_build_dir: Pat
     assert built.read_bytes() == (crate / manifest.wasm_file).read_bytes(), f"rebuild: wasmjob build {crate.relative_to(ROOT)}"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_rust_output_does_not_depend_on_the_checkout_path(rust_build_dir: Path, tmp_path: Path) -> None:
     del rust_build_dir  # only for its skip when there is no toolchain
