@@ -26,7 +26,10 @@ class EngineSettings:
 
     def fingerprint(self) -> str:
         """A short digest of wasmtime's version and these settings."""
-        text = f"wasmtime={_wasmtime_version()};fuel=1;epoch=1;opt={self.opt_level};stack={self.max_wasm_stack}"
+        text = (
+            f"wasmtime={_wasmtime_version()};fuel=1;epoch=1;opt={self.opt_level};stack={self.max_wasm_stack}"
+            ";memory_may_move=0"
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -37,7 +40,13 @@ def _wasmtime_version() -> str:
 
 
 def make_engine(settings: EngineSettings) -> wasmtime.Engine:
-    """An Engine with fuel and epoch interruption on and no WASI or threads."""
+    """An Engine with fuel and epoch interruption on and no WASI or threads.
+
+    ``memory_may_move`` is always off: wasmtime reserves a memory's maximum up front, so
+    its base address never changes and ``HostState`` keeps it for the whole run (not a
+    setting, because the host's cached base would be unsafe with it on). It changes
+    compiled code, so the fingerprint names it.
+    """
     config = wasmtime.Config()
     config.consume_fuel = True
     config.epoch_interruption = True
@@ -45,6 +54,7 @@ def make_engine(settings: EngineSettings) -> wasmtime.Engine:
     config.max_wasm_stack = settings.max_wasm_stack
     config.parallel_compilation = settings.parallel_compilation
     config.wasm_threads = False
+    config.memory_may_move = False
     return wasmtime.Engine(config)
 
 

@@ -78,6 +78,41 @@ def test_checkpoint_saves_exact_bytes_and_becomes_the_result(runtime: Runtime, s
     assert store.load_checkpoint(out.job_id) == b'{"n": 42}  '
 
 
+GROWN = 200 * 65536  # the first byte of the last of 200 pages grown at run time
+
+
+def test_memory_grown_at_run_time_is_readable_by_every_host_call(runtime: Runtime, store: LocalStore) -> None:
+    wasm = wat_module(
+        f"""(drop (memory.grow (i32.const 200)))
+        (memory.copy (i32.const {GROWN}) (i32.const 64) (i32.const 5))
+        (memory.copy (i32.const {GROWN + 16}) (i32.const 256) (i32.const 9))
+        (call $log (i32.const 2) (i32.const {GROWN}) (i32.const 5))
+        (call $progress (i32.const {GROWN + 32}) (f32.const 0.5) (i32.const {GROWN}) (i32.const 5))
+        (drop (call $check_interrupt (i32.const {GROWN + 32})))
+        (local.set $r (call $checkpoint (i32.const {GROWN + 32}) (i32.const {GROWN + 16}) (i32.const 9)))
+        (local.get $r)""",
+        data={256: '{\\"n\\": 42}'},
+    )
+    out = run_job(runtime, store, wasm)
+    assert out.status is Status.COMPLETED
+    assert [line.message for line in out.logs] == ["hello"]
+    assert out.message == "hello"
+    assert store.load_checkpoint(out.job_id) == b'{"n": 42}'
+    assert out.usage.peak_memory_bytes >= 201 * 65536
+
+
+def test_pointer_past_the_end_of_grown_memory_is_still_refused(runtime: Runtime, store: LocalStore) -> None:
+    last_two_bytes = "(i32.sub (i32.mul (memory.size) (i32.const 65536)) (i32.const 2))"
+    wasm = wat_module(
+        f"""(drop (memory.grow (i32.const 200)))
+        (call $log (i32.const 2) (i32.const {GROWN}) (i32.const 5))
+        (call $progress (i32.const {JOB_ID}) (f32.const 0.5) {last_two_bytes} (i32.const 5))
+        (i32.const 0)"""
+    )
+    out = run_job(runtime, store, wasm)
+    assert out.failure == "bad_pointer" and "job_report_progress" in out.reason
+
+
 def test_checkpoint_with_bad_state_pointer_fails(runtime: Runtime, store: LocalStore) -> None:
     wasm = wat_module(f"(drop (call $checkpoint (i32.const {JOB_ID}) {OOB} (i32.const 8))) (i32.const 0)")
     out = run_job(runtime, store, wasm)
