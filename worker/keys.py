@@ -6,6 +6,9 @@ hold several fleets. Lua scripts never build keys: Python passes them in.
 Jobs
   {p}:job:{id}                 hash    the job record (see ``records.py`` for its fields)
   {p}:job:{id}:state           string  bytes of the last successful checkpoint
+  {p}:job:{id}:state:staging:{token}
+                               string  a checkpoint's bytes on their way in (plain SET with a TTL);
+                                       the fenced commit script RENAMEs it onto :state or DELs it
   {p}:job:{id}:lease           string  "<token>|<owner>", expires after the lease TTL
   {p}:job:{id}:logs            list    JSON log lines, trimmed to the newest N
   {p}:job:{id}:warnings        list    warning texts, trimmed to the newest N
@@ -51,6 +54,9 @@ class Keys:
 
     def state(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:state"
+
+    def staging(self, job_id: str, token: int) -> str:
+        return f"{self.prefix}:job:{job_id}:state:staging:{token}"
 
     def lease(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:lease"

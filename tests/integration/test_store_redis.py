@@ -8,7 +8,7 @@ import pytest
 
 from worker.errors import CheckpointTooLarge, LeaseHeld, LeaseLost, StoreUnavailable
 from worker.store.base import CheckpointStore, LogLine, ProgressUpdate
-from worker.store.redis import RedisStore, redact
+from worker.store.redis import RedisStore, connect, redact
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -106,3 +106,43 @@ def test_a_wrong_password_is_store_unavailable(redis_server) -> None:
     store = RedisStore.from_url(f"redis://:wrong@127.0.0.1:{redis_server.port}/0")
     with pytest.raises(StoreUnavailable, match="credentials|password|WRONGPASS|auth"):
         store.ping()
+
+
+def test_a_checkpoint_leaves_no_staged_bytes_behind_whether_committed_or_refused(redis_fleet) -> None:
+    store = redis_fleet.store
+    client, keys, job = store.client, store.keys, new_id()
+    token = store.acquire(job, "a", 5)
+    store.save_checkpoint(job, token, b"x" * 10)
+    assert client.ttl(keys.state(job)) == -1  # the committed state never expires
+    with pytest.raises(LeaseLost):
+        store.save_checkpoint(job, token + 1, b"stale")
+    assert store.load_checkpoint(job) == b"x" * 10
+    assert client.keys(f"{keys.state(job)}:staging:*") == []
+
+
+def test_a_checkpoint_survives_a_flushed_script_cache(redis_fleet) -> None:
+    store, job = redis_fleet.store, new_id()
+    token = store.acquire(job, "a", 5)
+    store.client.script_flush()
+    store.save_checkpoint(job, token, b"after the flush")
+    assert store.load_checkpoint(job) == b"after the flush"
+    assert store.client.hget(store.keys.job(job), "checkpoints") == b"1"
+
+
+def test_a_failed_checkpoint_returns_no_connection_with_unread_replies(redis_fleet) -> None:
+    store, job = redis_fleet.store, new_id()
+    token = store.acquire(job, "a", 5)
+    with pytest.raises(LeaseLost):
+        store.save_checkpoint(job, token + 1, b"stale")
+    for _ in range(3):  # every pooled connection still answers in order
+        assert store.client.ping() is True
+        assert store.client.get(store.keys.lease(job)).startswith(f"{token}|".encode())
+
+
+def test_an_unreachable_redis_during_a_checkpoint_is_store_unavailable() -> None:
+    from worker.fleet.procs import free_port
+
+    store = RedisStore(connect(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5))
+    with pytest.raises(StoreUnavailable, match="unreachable"):
+        store.save_checkpoint("x", 1, b"state")
+    assert store.client.connection_pool._in_use_connections == set()  # noqa: SLF001

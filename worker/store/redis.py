@@ -48,6 +48,8 @@ SCRIPT_NAMES = (
     "register",
 )
 DEFAULT_MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024
+# How long staged checkpoint bytes live when their commit never runs (the worker died between the two).
+STAGING_TTL_MS = 60_000
 LOG_LINES_KEPT = 1000
 WARNINGS_KEPT = 100
 
@@ -129,6 +131,44 @@ class Scripts:
         with translated(job_id):
             return self._scripts[name](keys=list(keys), args=list(args))
 
+    def sha(self, name: str) -> str:
+        return str(self._scripts[name].sha)
+
+    def load(self, name: str) -> None:
+        """Load one script into Redis's cache again (after a restart or SCRIPT FLUSH)."""
+        script = self._scripts[name]
+        script.sha = script.registered_client.script_load(script.script)
+
+
+def send_pair(client: redis.Redis, first: Sequence[Any], second: Sequence[Any]) -> tuple[Any, Any]:
+    """Send two commands in one write on one pooled connection and read both replies.
+
+    Cheaper than a redis-py Pipeline for this one fixed pair. Error replies come back as
+    ``ResponseError`` values, not raised, so both replies are always read. On a dropped
+    connection the connection is closed (never returned to the pool with unread replies)
+    and the pair is retried under the client's retry policy, as redis-py does for one command.
+    """
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        def attempt() -> tuple[Any, Any]:
+            conn.send_packed_command(conn.pack_commands([first, second]))
+            return _reply(conn), _reply(conn)
+
+        return conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())  # type: ignore[no-any-return]
+    except BaseException:
+        conn.disconnect()  # whatever was sent or half read is dropped with the socket
+        raise
+    finally:
+        pool.release(conn)
+
+
+def _reply(conn: Any) -> Any:
+    try:
+        return conn.read_response()
+    except redis.exceptions.ResponseError as exc:
+        return exc
+
 
 class RedisStore:
     """:class:`~worker.store.base.CheckpointStore` on Redis.
@@ -196,6 +236,8 @@ class RedisStore:
         self._write(job_id, token, "progress", b"", update)
 
     def _write(self, job_id: str, token: int, mode: str, state: bytes, update: ProgressUpdate) -> None:
+        """One fenced write. A checkpoint's bytes go by a plain SET to a staging key, sent in the
+        same write as the script that commits them, so Lua never copies the state (one round trip)."""
         k = self.keys
         logs = [
             json.dumps({"ts": round(line.ts, 3), "level": line.level, "msg": line.message}) for line in update.logs
@@ -203,7 +245,7 @@ class RedisStore:
         args: list[Any] = [
             token,
             mode,
-            state,
+            "",
             self.max_checkpoint_bytes,
             "" if update.progress is None else repr(float(update.progress)),
             "0" if update.message is None else "1",
@@ -216,12 +258,25 @@ class RedisStore:
             *logs,
             *update.warnings,
         ]
-        self.scripts(
-            "checkpoint",
-            [k.job(job_id), k.lease(job_id), k.state(job_id), k.logs(job_id), k.warnings(job_id)],
-            args,
-            job_id=job_id,
-        )
+        staging = k.staging(job_id, token)
+        keys = [k.job(job_id), k.lease(job_id), k.state(job_id), k.logs(job_id), k.warnings(job_id), staging]
+        if mode != "state":
+            self.scripts("checkpoint", keys, args, job_id=job_id)
+            return
+        with translated(job_id):
+            for _ in range(2):
+                stored, committed = send_pair(
+                    self.client,
+                    ("SET", staging, state, "PX", STAGING_TTL_MS),
+                    ("EVALSHA", self.scripts.sha("checkpoint"), len(keys), *keys, *args),
+                )
+                if isinstance(stored, Exception):
+                    raise stored
+                if not (isinstance(committed, redis.exceptions.NoScriptError)):
+                    break
+                self.scripts.load("checkpoint")  # Redis restarted or flushed its scripts: load, send again
+            if isinstance(committed, Exception):
+                raise committed
 
     # key-value pairs of extensions ----------------------------------------------
 
