@@ -145,4 +145,4 @@ def test_an_unreachable_redis_during_a_checkpoint_is_store_unavailable() -> None
     store = RedisStore(connect(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5))
     with pytest.raises(StoreUnavailable, match="unreachable"):
         store.save_checkpoint("x", 1, b"state")
-    assert store.client.connection_pool._in_use_connections == set()  # noqa: SLF001
+    assert store.client.connection_pool._in_use_connections == set()
