@@ -22,8 +22,13 @@ fi
 
 stamp=.venv/.wasmjob-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: creating .venv and installing wasmjob (log: .venv/setup.log)" >&2
     [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+    if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \
+           && .venv/bin/python -m pip install --disable-pip-version-check -e ".[dev]"; } >.venv/setup.log 2>&1; then
+        tail -20 .venv/setup.log >&2
+        echo "setup: installing failed; the whole log is in .venv/setup.log" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
