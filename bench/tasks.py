@@ -22,14 +22,15 @@ def noop() -> int:
 
 
 @shared_task(name=PRIMES_PY)
-def count_primes_py(limit: int) -> dict[str, Any]:
-    """The primes job's algorithm in pure Python: the Python baseline of row 4."""
+def count_primes_py(limit: int, literal: bool = False) -> dict[str, Any]:
+    """The primes job's algorithm in Python, the baselines of row 4: ``literal`` runs the
+    line-for-line port of primes_core.h (interpreted loops), otherwise the slice-marking one."""
     import time
 
-    from bench.native.primes import count_primes
+    from bench.native.primes import count_primes, count_primes_loop
 
     t0 = time.perf_counter()
-    count = count_primes(limit)
+    count = (count_primes_loop if literal else count_primes)(limit)
     return {"limit": limit, "count": count, "seconds": time.perf_counter() - t0}
 
 

@@ -1,12 +1,14 @@
-"""Pure-Python baseline for the primes extension: the same segmented, odd-only
-sieve as extensions/primes/primes_core.h, written for CPython.
+"""Pure-Python baselines for the primes extension: the segmented, odd-only sieve of
+extensions/primes/primes_core.h, two ways.
 
-Benchmarks run ``count_primes`` in a plain Celery task to compare with the wasm
-job, so it is kept honestly fast: segments are marked with bytearray slice
-assignment (C speed) and counted with ``bytearray.count``; segments are larger
-than the wasm job's because the per-prime loop here is interpreted.
+``count_primes_loop`` is a line-for-line port of primes_core.h: its marking and
+counting loops are Python loops, so it is the same algorithm in pure Python (row
+4a's baseline). ``count_primes`` is the same sieve written for CPython: segments
+are marked with bytearray slice assignment and counted with ``bytearray.count``,
+so its inner loops run in C inside CPython (an informational row beside 4a).
 
-    python bench/native/primes.py 10000000      # prints 664579
+    python bench/native/primes.py 10000000          # prints 664579
+    python bench/native/primes.py 10000000 loop     # the literal port, same answer
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import sys
 from math import isqrt
 
-__all__ = ["count_primes", "DEFAULT_SEGMENT"]
+__all__ = ["CORE_SEGMENT", "DEFAULT_SEGMENT", "count_primes", "count_primes_loop"]
 
 DEFAULT_SEGMENT = 1 << 20
 """Odd numbers per segment (one byte each)."""
@@ -63,5 +65,84 @@ def count_primes(limit: int, segment: int = DEFAULT_SEGMENT) -> int:
     return count
 
 
+CORE_SEGMENT = 64 * 1024
+"""The wasm job's default segment (primes.c's DEFAULT_SEGMENT), used by the literal port."""
+
+
+def _isqrt(n: int) -> int:
+    """primes_isqrt: the bit-by-bit integer square root."""
+    r, bit = 0, 1 << 62
+    while bit > n:
+        bit >>= 2
+    while bit:
+        if n >= r + bit:
+            n -= r + bit
+            r = (r >> 1) + bit
+        else:
+            r >>= 1
+        bit >>= 2
+    return r
+
+
+def _base_primes(root: int) -> list[int]:
+    """primes__base: odd primes <= root by trial division."""
+    out: list[int] = []
+    for c in range(3, root + 1, 2):
+        k, n = 0, len(out)
+        while k < n and out[k] * out[k] <= c and c % out[k]:
+            k += 1
+        if k == n or out[k] * out[k] > c:
+            out.append(c)
+    return out
+
+
+def _count_zeros(a: bytearray, n: int) -> int:
+    """primes__count_zeros over a's n bytes, one byte per trip (Python has no cheap 8-byte word load)."""
+    ones = 0
+    for byte in a:
+        ones += byte
+    return n - ones
+
+
+def count_primes_loop(limit: int, segment: int = CORE_SEGMENT) -> int:
+    """Number of primes <= limit: primes_init, then primes_step until primes_done."""
+    if limit < 2:
+        return 0
+    nxt, count = 3, 1  # primes_init(&s, limit, 3, limit >= 2, ...)
+    primes = _base_primes(_isqrt(limit))
+    nprimes, nactive = len(primes), 0
+    offsets = [0] * nprimes
+    while nxt <= limit:  # while (!primes_done(&s)) primes_step(&s);
+        low, left = nxt, (limit - nxt) // 2 + 1
+        n = min(segment, left)
+        high = low + 2 * (n - 1)
+        seg = bytearray(n)  # __builtin_memset(seg, 0, n)
+        while nactive < nprimes and primes[nactive] * primes[nactive] <= high:
+            p = primes[nactive]
+            offsets[nactive] = (p * p - low) // 2
+            nactive += 1
+        for k in range(nactive):
+            p, j = primes[k], offsets[k]
+            p8 = 8 * p
+            while j + 7 * p < n:
+                seg[j] = 1
+                seg[j + p] = 1
+                seg[j + 2 * p] = 1
+                seg[j + 3 * p] = 1
+                seg[j + 4 * p] = 1
+                seg[j + 5 * p] = 1
+                seg[j + 6 * p] = 1
+                seg[j + 7 * p] = 1
+                j += p8
+            while j < n:
+                seg[j] = 1
+                j += p
+            offsets[k] = j - n
+        count += _count_zeros(seg, n)
+        nxt = high + 2
+    return count
+
+
 if __name__ == "__main__":
-    print(count_primes(int(sys.argv[1])))
+    loop = len(sys.argv) > 2 and sys.argv[2] == "loop"
+    print((count_primes_loop if loop else count_primes)(int(sys.argv[1])))
