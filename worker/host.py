@@ -287,8 +287,8 @@ class HostState:
             raw = self._view[msg_ptr : msg_ptr + MAX_MESSAGE].tobytes() + b"...[truncated]"
             message = raw.decode("utf-8", "replace")
         pending = self.pending
-        if progress == progress:  # not NaN
-            progress = 1.0 if progress > 1.0 else 0.0 if progress < 0.0 else progress
+        if not math.isnan(progress):
+            progress = 1.0 if progress > 1.0 else max(progress, 0.0)
             self.progress = pending.progress = progress
         self.message = pending.message = message
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
