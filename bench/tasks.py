@@ -11,17 +11,19 @@ from typing import Any
 
 from celery import Celery, shared_task
 
+from worker.fleet.messages import TASK_OPTIONS
+
 NOOP = "bench.noop"
 PRIMES_PY = "bench.count_primes_py"
 
 
-@shared_task(name=NOOP)
+@shared_task(name=NOOP, **TASK_OPTIONS)
 def noop() -> int:
-    """A trivial task: the baseline of row 1."""
+    """A trivial task: the baseline of row 1, with the same task options as ``wasmjob.run``."""
     return 0
 
 
-@shared_task(name=PRIMES_PY)
+@shared_task(name=PRIMES_PY, **TASK_OPTIONS)
 def count_primes_py(limit: int, literal: bool = False) -> dict[str, Any]:
     """The primes job's algorithm in Python, the baselines of row 4: ``literal`` runs the
     line-for-line port of primes_core.h (interpreted loops), otherwise the slice-marking one."""

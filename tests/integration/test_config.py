@@ -62,3 +62,12 @@ def test_importing_the_client_and_fleet_packages_starts_nothing() -> None:
     code = "import threading, worker.client, worker.fleet, worker.fleet.factory; print(threading.active_count())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1"
+
+
+def test_wasmjob_run_keeps_its_message_until_the_run_ends_and_stores_only_its_final_result() -> None:
+    from worker.fleet.factory import FleetApp
+    from worker.fleet.messages import TASK_NAME
+
+    task = FleetApp(Settings.from_env({})).tasks[TASK_NAME]
+    assert task.acks_late and task.reject_on_worker_lost
+    assert not task.track_started  # the job record (and Flower's events) say when it started

@@ -13,7 +13,7 @@ from broker_config import Settings, celery_config
 from ..errors import StoreUnavailable
 from .context import Fleet
 from .dispatch import Dispatcher
-from .messages import TASK_NAME
+from .messages import TASK_NAME, TASK_OPTIONS
 from .process import WorkerProcess
 from .recovery import Sweeper
 from .task import run
@@ -31,7 +31,9 @@ class FleetApp(Celery):
         self._fleet: Fleet | None = None
         self._process: WorkerProcess | None = None
         self._sweeper: Sweeper | None = None
-        self.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, typing=False)(run)
+        # track_started off: the job record says when a run starts (and Flower sees task-started
+        # events either way), so the result backend is written once per task, not twice
+        self.task(name=TASK_NAME, bind=True, typing=False, **TASK_OPTIONS)(run)
 
     def fleet(self) -> Fleet:
         """The Redis-side objects of this process (no connection until used)."""

@@ -31,6 +31,11 @@ from ..errors import ConfigError
 from ..job import DEFAULT_LIBRARY_ID
 
 TASK_NAME = "wasmjob.run"
+# Options of the task: late acks and reject on worker lost keep a message until its run ends;
+# no STARTED state in the result backend (the job record says when a run starts, and Flower
+# follows task-started events), so the backend is written once per task. The bench gives its
+# plain baseline task these same options.
+TASK_OPTIONS: dict[str, bool] = {"acks_late": True, "reject_on_worker_lost": True, "track_started": False}
 LIMIT_KEYS = {
     "fuel": int,
     "timeout_seconds": float,
