@@ -58,8 +58,9 @@ def _measure(ctx: Context, what: str, target: str) -> Result:
         note=(
             f"batches of {jobs} submitted at once, timed from the first submit to the last completion, medians of "
             f"{rounds} interleaved batches; {WORKERS} `celery worker` processes (prefork, concurrency 1, prefetch 1, "
-            f"late acks) serve both kinds from the same queue; WasmJobs via Client.submit (job record + outbox + "
-            f"send_task), plain tasks via send_task; submitting took {median(submit_times) / jobs * 1e3:.2f} ms per "
+            f"late acks) serve both kinds from the same queue, both tasks with the same options (late acks, no "
+            f"STARTED state stored); WasmJobs via Client.submit (send_task, then one script creates the job record), "
+            f"plain tasks via send_task; submitting took {median(submit_times) / jobs * 1e3:.2f} ms per "
             f"WasmJob vs {median(send_times) / jobs * 1e3:.2f} ms per plain task, on the cores the workers use too; "
             f"a WasmJob's worker side also claims a fenced lease, runs the module (warm) and writes the result with "
             f"one Lua script each"
