@@ -32,6 +32,7 @@ ENV = {
     "WASMJOB_MAX_CHECKPOINT_BYTES": "max_checkpoint_bytes",
     "WASMJOB_RESULT_EXPIRES": "result_expires",
     "WASMJOB_CACHE_DIR": "cache_dir",
+    "WASMJOB_OPERATIONS": "operations",
 }
 
 
@@ -46,6 +47,8 @@ class Settings:
     wall-clock limit of one run. ``max_stalls``: attempts in a row without a new
     checkpoint before a job fails. ``visibility_timeout``: Celery's redelivery
     timeout for unacknowledged messages; every run ends well before it.
+    ``operations``: comma-separated ``module:function`` hooks that register extra
+    host operations for ``spacedrive_call`` when a worker process starts.
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -63,6 +66,7 @@ class Settings:
     max_checkpoint_bytes: int = 16 * 1024 * 1024
     result_expires: float = 86400.0
     cache_dir: str | None = None
+    operations: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -71,3 +71,17 @@ def test_wasmjob_run_keeps_its_message_until_the_run_ends_and_stores_only_its_fi
     task = FleetApp(Settings.from_env({})).tasks[TASK_NAME]
     assert task.acks_late and task.reject_on_worker_lost
     assert not task.track_started  # the job record (and Flower's events) say when it started
+
+
+def test_operators_add_host_operations_through_the_environment(tmp_path, monkeypatch) -> None:
+    from worker.errors import WasmJobError
+    from worker.fleet.process import WorkerProcess
+
+    (tmp_path / "site_ops.py").write_text("def register(ops):\n    ops.register('query:site.v1', lambda ctx, p: {'ok': 1})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings = Settings.from_env({"WASMJOB_OPERATIONS": "site_ops:register", "WASMJOB_CACHE_DIR": str(tmp_path / "c")})
+    proc = WorkerProcess(settings)
+    assert "query:site.v1" in proc.runtime.operations.methods()
+    proc.runtime.close()
+    with pytest.raises(WasmJobError, match="cannot load host operations 'nope:register'"):
+        WorkerProcess(Settings.from_env({"WASMJOB_OPERATIONS": "nope:register", "WASMJOB_CACHE_DIR": str(tmp_path / "c")}))

@@ -29,12 +29,14 @@ class WorkerProcess:
     """One process's runtime and caches; takes the settings (a Fleet is built from them)."""
 
     def __init__(self, settings: Settings, fleet: Fleet | None = None) -> None:
+        from ..ops import default_operations, load_plugins
         from ..runtime import Runtime, RuntimeConfig
 
         self.settings = settings
         self.fleet = fleet or Fleet(settings)
         config = RuntimeConfig() if settings.cache_dir is None else RuntimeConfig(cache_dir=_path(settings.cache_dir))
-        self.runtime: Runtime = Runtime(config)
+        operations = load_plugins(settings.operations.split(","), default_operations())
+        self.runtime: Runtime = Runtime(config, operations)
         self.pid = os.getpid()
         self.parent = os.getppid()
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
