@@ -26,6 +26,18 @@ def test_building_counter_twice_gives_the_committed_bytes(tmp_path: Path) -> Non
     assert first.read_bytes() == (COUNTER / "counter.wasm").read_bytes(), "run python extensions/build.py"
 
 
+C_EXTENSIONS = sorted(p.parent for p in (ROOT / "extensions").glob("*/*.c") if (p.parent / "manifest.json").exists())
+
+
+@pytest.mark.parametrize("src", sorted(set(C_EXTENSIONS)), ids=lambda p: p.name)
+def test_every_committed_c_module_is_what_its_source_builds(tmp_path: Path, src: Path) -> None:
+    import json
+
+    wasm_file = json.loads((src / "manifest.json").read_text())["wasm_file"]
+    built = build_extension(src, tmp_path)
+    assert built.read_bytes() == (src / wasm_file).read_bytes(), f"stale {src.name}/{wasm_file}: run python extensions/build.py"
+
+
 def test_output_does_not_depend_on_where_the_sources_are(tmp_path: Path) -> None:
     copy = tmp_path / "somewhere" / "else" / "counter"
     shutil.copytree(COUNTER, copy)
