@@ -144,7 +144,6 @@ class HostState:
         self.store_error_transient = False
         self.last_state: bytes | None = None
         self.checkpoints = 0
-        self.checkpoint_refusals = 0
         self.progress = 0.0
         self.message = ""
         self.items = 0
@@ -158,14 +157,13 @@ class HostState:
         self._wasm_store: wasmtime.Store | None = None
         self._memory: wasmtime.Memory | None = None
         self._alloc: wasmtime.Func | None = None
-        self._free: wasmtime.Func | None = None
         self._mem_base = 0
         self._mem_size = 0
         self._view = _NO_MEMORY
 
     # binding -----------------------------------------------------------------
 
-    def attach(self, wasm_store: wasmtime.Store, memory: wasmtime.Memory, alloc: Any, free: Any) -> None:
+    def attach(self, wasm_store: wasmtime.Store, memory: wasmtime.Memory, alloc: Any) -> None:
         """Give the host the instance's memory and allocator once it exists.
 
         The engine is made with ``memory_may_move`` off, so the base address kept here
@@ -177,7 +175,6 @@ class HostState:
         self._wasm_store = wasm_store
         self._memory = memory
         self._alloc = alloc
-        self._free = free
         self._base_and_size()
 
     def __enter__(self) -> HostState:
@@ -298,7 +295,6 @@ class HostState:
         self.check_range(job_ptr, 16, "job_checkpoint")
         self.check_range(state_ptr, state_len, "job_checkpoint")
         if state_len > self.limits.max_checkpoint_bytes:
-            self.checkpoint_refusals += 1
             self._warn_once(
                 f"checkpoint of {state_len} bytes refused: the limit is {self.limits.max_checkpoint_bytes} bytes"
             )
@@ -319,7 +315,6 @@ class HostState:
                 self._merge_back(update)
                 self.store_error = exc.reason
                 self.store_error_transient = not isinstance(exc, CheckpointTooLarge)
-                self.checkpoint_refusals += 1
                 return 1
             self._last_flush = time.monotonic()
         self.store_error = None

@@ -292,7 +292,7 @@ class Runtime:
         memory = exports.get("memory")
         if not isinstance(memory, wasmtime.Memory):
             raise ModuleError("module does not export its linear memory as 'memory'")
-        host.attach(store, memory, exports.get("wasm_alloc"), exports.get("wasm_free"))
+        host.attach(store, memory, exports.get("wasm_alloc"))
 
     @staticmethod
     def _init(host: HostState, store: wasmtime.Store, instance: wasmtime.Instance) -> None:
