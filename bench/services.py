@@ -1,7 +1,8 @@
 """The processes the fleet rows need, started privately and always stopped.
 
 A :class:`Services` owns one temporary directory, one ``redis-server`` on a
-free loopback port inside it, and any number of real ``celery worker``
+free loopback port inside it (the fleet's own :class:`LocalRedis`, as the demo
+and the integration tests use), and any number of real ``celery worker``
 processes of our app. Every process runs in its own session, so stopping one
 stops its pool children too; :meth:`Services.close` stops everything it
 started, and ``python -m bench`` calls it on errors and Ctrl-C as well.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,15 +23,11 @@ from typing import Any, Self
 
 import redis
 
+from worker.fleet.procs import LocalRedis
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = "worker.fleet.app"
 BENCH_TASKS = "bench.tasks"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -111,14 +107,15 @@ class Services:
 
     worker_env: dict[str, str] = field(default_factory=dict)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="wasmjob-bench-")))
-    port: int = 0
-    redis_proc: subprocess.Popen[bytes] | None = None
+    redis_server: LocalRedis | None = None
     workers: list[Worker] = field(default_factory=list)
     _app: Any = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        if self.redis_server is None:
+            raise RuntimeError("start_redis() first")
+        return self.redis_server.url
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
@@ -134,31 +131,8 @@ class Services:
     # redis -------------------------------------------------------------------
 
     def start_redis(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (scripts/setup.sh installs it)")
-        self.port = free_port()
-        data = self.tmp / "redis"
-        data.mkdir()
-        with open(data / "redis.log", "wb") as out:  # the child keeps its own copy of the descriptor
-            self.redis_proc = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data),
-                 "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
-                 "--maxmemory-policy", "noeviction", "--protected-mode", "yes", "--loglevel", "warning"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        client = self.client()
-
-        def ready() -> bool:
-            if self.redis_proc is not None and self.redis_proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {(data / 'redis.log').read_text()[-500:]}")
-            try:
-                return bool(client.ping())
-            except redis.exceptions.ConnectionError:
-                return False
-
-        wait_until(ready, 10, "redis-server to answer PING")
-        client.close()
+        """A private redis-server (AOF on, noeviction) in this run's temporary directory."""
+        self.redis_server = LocalRedis(self.tmp / "redis").start()
 
     # workers -----------------------------------------------------------------
 
@@ -243,9 +217,9 @@ class Services:
             if self._app is not None:
                 self._app.close()
         finally:
-            if self.redis_proc is not None:
-                _stop(self.redis_proc, grace=5)
-                self.redis_proc = None
+            if self.redis_server is not None:
+                self.redis_server.stop(timeout=5)
+                self.redis_server = None
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> Self:
