@@ -1,6 +1,6 @@
 """Driving a real fleet from the bench: register modules, submit batches, wait for them.
 
-WasmJobs go through the producer API (``worker.client.Client``), the way users
+WasmJobs go through the producer API (``wasmjob.client.Client``), the way users
 submit them; plain Celery tasks go through ``send_task`` on the same broker and
 queue. Both are awaited the same way, one Redis round trip per poll for the
 whole batch, so the waiting itself costs both sides alike.
@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterable
 from typing import Any, Self
 
-from worker.client import Client
-from worker.manifest import Manifest
+from wasmjob.client import Client
+from wasmjob.manifest import Manifest
 
 from .services import Services, Worker
 

@@ -23,10 +23,10 @@ from typing import Any, Self
 
 import redis
 
-from worker.fleet.procs import LocalRedis
+from wasmjob.fleet.procs import LocalRedis
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = "worker.fleet.app"
+APP = "wasmjob.fleet.app"
 BENCH_TASKS = "bench.tasks"
 
 
@@ -159,7 +159,7 @@ class Services:
         env: dict[str, str] | None = None,
         wait: bool = True,
     ) -> Worker:
-        """A real ``celery -A worker.fleet.app worker`` that also knows the bench's plain tasks."""
+        """A real ``celery -A wasmjob.fleet.app worker`` that also knows the bench's plain tasks."""
         host = f"{name}@bench"
         log = self.tmp / f"{name}.log"
         cmd = [

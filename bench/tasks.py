@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery, shared_task
 
-from worker.fleet.messages import TASK_OPTIONS
+from wasmjob.fleet.messages import TASK_OPTIONS
 
 NOOP = "bench.noop"
 PRIMES_PY = "bench.count_primes_py"
@@ -38,7 +38,7 @@ def count_primes_py(limit: int, literal: bool = False) -> dict[str, Any]:
 
 def producer_app(redis_url: str) -> Celery:
     """A Celery client with the fleet's own settings (broker, serializers, result backend)."""
-    from broker_config import Settings, celery_config
+    from wasmjob.broker_config import Settings, celery_config
 
     settings = Settings(redis_url=redis_url)
     app = Celery("wasmjob-bench", set_as_current=False)
@@ -47,6 +47,6 @@ def producer_app(redis_url: str) -> Celery:
 
 
 def queue_name(redis_url: str) -> str:
-    from broker_config import Settings
+    from wasmjob.broker_config import Settings
 
     return Settings(redis_url=redis_url).queue

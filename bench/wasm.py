@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from tests.unit.wat import JOB_ID, wat_module
-from worker.manifest import Manifest
+from wasmjob.manifest import Manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIMES_DIR = ROOT / "extensions" / "primes"

@@ -2,7 +2,7 @@
 
 1. Uses the Redis at ``WASMJOB_REDIS_URL`` if one answers, else starts a private
    ``redis-server`` on a free port in a temp dir (AOF on).
-2. Starts two workers (``celery -A worker.fleet.app worker``), registers the
+2. Starts two workers (``celery -A wasmjob.fleet.app worker``), registers the
    counter extension, and submits two counter jobs with live progress bars.
 3. SIGKILLs the worker running job A mid-way: A resumes on the other worker
    from its last checkpoint and completes with exactly the uninterrupted result.
@@ -29,8 +29,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from broker_config import DEFAULT_REDIS_URL, Settings
-from worker.errors import WasmJobError
+from wasmjob.broker_config import DEFAULT_REDIS_URL, Settings
+from wasmjob.errors import WasmJobError
 
 ROOT = Path(__file__).resolve().parents[1]
 COUNTER = ROOT / "extensions" / "counter"
@@ -73,8 +73,8 @@ class Demo:
     # set-up and clean-up -------------------------------------------------------------
 
     def __enter__(self) -> Demo:
-        from worker.client import Client
-        from worker.fleet.procs import LocalRedis, LocalWorker, redis_reachable
+        from wasmjob.client import Client
+        from wasmjob.fleet.procs import LocalRedis, LocalWorker, redis_reachable
 
         url = os.environ.get("WASMJOB_REDIS_URL") or DEFAULT_REDIS_URL
         if redis_reachable(url):
@@ -266,7 +266,7 @@ class Story:
 
 
 def _redact(url: str) -> str:
-    from worker.store.redis import redact
+    from wasmjob.store.redis import redact
 
     return redact(url)
 

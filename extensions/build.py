@@ -16,7 +16,7 @@ from pathlib import Path
 EXTENSIONS = Path(__file__).resolve().parent
 sys.path.insert(0, str(EXTENSIONS.parent))  # run as a script from anywhere: find the worker package
 
-from worker.builder import BuildError, build_extension  # noqa: E402
+from wasmjob.builder import BuildError, build_extension  # noqa: E402
 
 
 def extension_dirs(names: list[str]) -> list[Path]:

@@ -41,7 +41,7 @@ class FleetUnderTest:
     workers: dict[str, Any] = field(default_factory=dict)
 
     def add_worker(self, name: str, *, concurrency: int = 1, wait: bool = True) -> Any:
-        from worker.fleet.procs import LocalWorker
+        from wasmjob.fleet.procs import LocalWorker
 
         w = LocalWorker(name, self.env, self.tmp / f"{name}.log", concurrency=concurrency).start()
         self.workers[name] = w
@@ -90,7 +90,7 @@ class FleetUnderTest:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A private redis-server (AOF on, password set) on a free port, for the whole session."""
-    from worker.fleet.procs import LocalRedis
+    from wasmjob.fleet.procs import LocalRedis
 
     server = LocalRedis(tmp_path_factory.mktemp("redis"), password=PASSWORD).start()
     yield server
@@ -110,7 +110,7 @@ def fleet_env(redis_server: Any) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def fleet_settings(fleet_env: dict[str, str]) -> Any:
-    from broker_config import Settings
+    from wasmjob.broker_config import Settings
 
     return Settings.from_env(fleet_env)
 
@@ -119,7 +119,7 @@ def fleet_settings(fleet_env: dict[str, str]) -> Any:
 def _fleet(
     redis_server: Any, fleet_env: dict[str, str], fleet_settings: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FleetUnderTest]:
-    from worker.client import Client
+    from wasmjob.client import Client
 
     client = Client(settings=fleet_settings)
     fut = FleetUnderTest(redis_server, fleet_env, fleet_settings, client, tmp_path_factory.mktemp("fleet"))
@@ -145,7 +145,7 @@ def fleet(_fleet: FleetUnderTest, request: pytest.FixtureRequest) -> Iterator[Fl
 @pytest.fixture
 def redis_fleet(redis_server: Any, fleet_settings: Any) -> Iterator[Any]:
     """Store, records and registry on the test Redis, without workers."""
-    from worker.fleet.context import Fleet
+    from wasmjob.fleet.context import Fleet
 
     fleet = Fleet(fleet_settings)
     yield fleet

@@ -1,4 +1,4 @@
-"""``python -m worker`` is the ``wasmjob`` command."""
+"""``python -m wasmjob`` is the ``wasmjob`` command."""
 
 import sys
 

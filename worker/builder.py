@@ -2,7 +2,7 @@
 
 A source directory holds ``manifest.json`` beside either C sources (``*.c``,
 built here with ``zig cc`` against the C SDK in ``extensions/sdk/c``) or a
-``Cargo.toml`` (built by :func:`worker.builder_rust.build_rust`, imported only
+``Cargo.toml`` (built by :func:`wasmjob.builder_rust.build_rust`, imported only
 when needed). The output goes to the manifest's ``wasm_file``; the same sources
 always give the same bytes, so CI can rebuild and compare with what is committed.
 """
@@ -83,7 +83,7 @@ def build_extension(src_dir: Path, out_dir: Path | None = None, *, zig: Sequence
         # Dispatch point for Rust: the Rust builder lives in its own module and
         # is imported only for Rust extensions.
         try:
-            from worker.builder_rust import build_rust  # noqa: PLC0415
+            from wasmjob.builder_rust import build_rust  # noqa: PLC0415
         except ImportError as exc:
             raise BuildError(f"{src_dir}: Rust extension, but the Rust builder is unavailable: {exc}") from exc
         return build_rust(src_dir) if out_dir is None else build_rust(src_dir, out_dir=Path(out_dir))

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .client import Client
     from .records import JobRecord
 
-APP = "worker.fleet.app"
+APP = "wasmjob.fleet.app"
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -327,7 +327,7 @@ def cmd_extensions_list(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from broker_config import Settings
+    from wasmjob.broker_config import Settings
 
     return Settings.from_env(redis_url=getattr(args, "redis_url", None))
 

@@ -1,6 +1,6 @@
 """The producer API: register extensions, submit jobs, and follow them through a handle.
 
-    from worker.client import Client
+    from wasmjob.client import Client
 
     client = Client("redis://127.0.0.1:6379/0")
     client.add_extension("extensions/counter")
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from broker_config import Settings
+from wasmjob.broker_config import Settings
 
 from .errors import ConfigError, InvalidTransition, JobFailed, JobTimeout, StoreUnavailable, UnknownJob
 from .manifest import MANIFEST_NAME, Manifest, find_manifest

@@ -2,7 +2,7 @@
 
 wasmtime-py's ``Linker.define_func`` converts every argument and result through
 ``Val`` objects (several microseconds per call). The fast path registers the
-same :class:`~worker.host.HostState` methods with wasmtime's *unchecked* C API,
+same :class:`~wasmjob.host.HostState` methods with wasmtime's *unchecked* C API,
 reading and writing the raw value array directly. Both paths are
 store-independent, so one Linker (and one InstancePre per module) serves every
 run in the process; tests run the ABI through both and expect the same results.

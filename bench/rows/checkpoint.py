@@ -6,10 +6,10 @@ import os
 import time
 import uuid
 
-from worker.job import JobSpec, Limits, MiB, Status
-from worker.runtime import Runtime, RuntimeConfig
-from worker.store.base import ProgressUpdate
-from worker.store.redis import RedisStore, connect
+from wasmjob.job import JobSpec, Limits, MiB, Status
+from wasmjob.runtime import Runtime, RuntimeConfig
+from wasmjob.store.base import ProgressUpdate
+from wasmjob.store.redis import RedisStore, connect
 
 from .. import wasm as modules
 from ..core import Context, Result, failed, fmt_ratio, fmt_time, interleaved, median

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import wasmtime
 
-from worker.job import JobSpec, Limits, Status
-from worker.manifest import Manifest
-from worker.runtime import Runtime, RuntimeConfig
+from wasmjob.job import JobSpec, Limits, Status
+from wasmjob.manifest import Manifest
+from wasmjob.runtime import Runtime, RuntimeConfig
 
 from .. import wasm as modules
 from ..core import (

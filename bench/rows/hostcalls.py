@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from worker.job import JobSpec, Limits, Status
-from worker.runtime import Extension, Runtime, RuntimeConfig
+from wasmjob.job import JobSpec, Limits, Status
+from wasmjob.runtime import Extension, Runtime, RuntimeConfig
 
 from .. import wasm as modules
 from ..core import Context, Result, failed, fmt_ratio, fmt_time, interleaved, median

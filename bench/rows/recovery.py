@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from worker.manifest import Manifest
+from wasmjob.manifest import Manifest
 
 from .. import wasm as modules
 from ..core import Context, Result, failed, fmt_ratio, fmt_time, median

@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from worker.manifest import Manifest
+from wasmjob.manifest import Manifest
 
 from .. import wasm as modules
 from ..core import Context, Result, failed, fmt_ratio, median

@@ -5,9 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from worker.cache import digest_of
-from worker.job import JobSpec, Limits, Status
-from worker.runtime import Runtime, RuntimeConfig
+from wasmjob.cache import digest_of
+from wasmjob.job import JobSpec, Limits, Status
+from wasmjob.runtime import Runtime, RuntimeConfig
 
 from .. import wasm as modules
 from ..core import Context, Result, failed, fmt_ratio, fmt_time, median, spread, timed

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import wasmtime
 
-from worker.manifest import Manifest
+from wasmjob.manifest import Manifest
 
 _IMPORTS = """
   (import "spacedrive" "register_job" (func $register_job (param i32 i32 i32 i32 i32) (result i32)))

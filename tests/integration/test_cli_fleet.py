@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def wasmjob(fleet, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **fleet.env}
-    result = subprocess.run([sys.executable, "-m", "worker.cli", *args], capture_output=True, text=True, env=env)
+    result = subprocess.run([sys.executable, "-m", "wasmjob.cli", *args], capture_output=True, text=True, env=env)
     if ok:
         assert result.returncode == 0, result.stderr
     return result

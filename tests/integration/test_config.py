@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from broker_config import Settings, celery_config
-from worker.errors import ConfigError
+from wasmjob.broker_config import Settings, celery_config
+from wasmjob.errors import ConfigError
 
 
 def test_defaults_and_celery_settings_that_make_jobs_durable() -> None:
@@ -52,21 +52,21 @@ def test_bad_settings_are_one_line_config_errors(env, message) -> None:
 
 
 def test_the_celery_app_module_reads_the_environment_when_a_worker_imports_it() -> None:
-    code = "from worker.fleet.app import app; import json; print(json.dumps([app.conf.broker_url, app.conf.task_default_queue, sorted(t for t in app.tasks if t.startswith('wasmjob'))]))"
+    code = "from wasmjob.fleet.app import app; import json; print(json.dumps([app.conf.broker_url, app.conf.task_default_queue, sorted(t for t in app.tasks if t.startswith('wasmjob'))]))"
     env = {**os.environ, "WASMJOB_REDIS_URL": "redis://:pw@10.0.0.9:6390/2", "WASMJOB_QUEUE": "jobs"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == ["redis://:pw@10.0.0.9:6390/2", "jobs", ["wasmjob.run"]]
 
 
 def test_importing_the_client_and_fleet_packages_starts_nothing() -> None:
-    code = "import threading, worker.client, worker.fleet, worker.fleet.factory; print(threading.active_count())"
+    code = "import threading, wasmjob.client, wasmjob.fleet, wasmjob.fleet.factory; print(threading.active_count())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1"
 
 
 def test_wasmjob_run_keeps_its_message_until_the_run_ends_and_stores_only_its_final_result() -> None:
-    from worker.fleet.factory import FleetApp
-    from worker.fleet.messages import TASK_NAME
+    from wasmjob.fleet.factory import FleetApp
+    from wasmjob.fleet.messages import TASK_NAME
 
     task = FleetApp(Settings.from_env({})).tasks[TASK_NAME]
     assert task.acks_late and task.reject_on_worker_lost
@@ -74,8 +74,8 @@ def test_wasmjob_run_keeps_its_message_until_the_run_ends_and_stores_only_its_fi
 
 
 def test_operators_add_host_operations_through_the_environment(tmp_path, monkeypatch) -> None:
-    from worker.errors import WasmJobError
-    from worker.fleet.process import WorkerProcess
+    from wasmjob.errors import WasmJobError
+    from wasmjob.fleet.process import WorkerProcess
 
     (tmp_path / "site_ops.py").write_text("def register(ops):\n    ops.register('query:site.v1', lambda ctx, p: {'ok': 1})\n")
     monkeypatch.syspath_prepend(str(tmp_path))

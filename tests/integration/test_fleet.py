@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from modules import BOMB_WAT, SPIN_WAT, TICKER_WAT, TRAP_WAT, ticker_params, ticker_result, unique
-from worker.errors import InvalidTransition, UnknownJob
+from wasmjob.errors import InvalidTransition, UnknownJob
 
 SPIN = 2_000_000  # about 2 ms per step
 

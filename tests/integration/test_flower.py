@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from modules import TICKER_WAT, ticker_params
-from worker.fleet.procs import free_port
+from wasmjob.fleet.procs import free_port
 
 SPIN = 2_000_000
 
@@ -29,7 +29,7 @@ def flower(fleet, tmp_path):
     env = {**os.environ, **fleet.env, "FLOWER_UNAUTHENTICATED_API": "true"}
     log = open(tmp_path / "flower.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker.cli", "flower", f"--port={port}", "--address=127.0.0.1"],  # `wasmjob flower`
+        [sys.executable, "-m", "wasmjob.cli", "flower", f"--port={port}", "--address=127.0.0.1"],  # `wasmjob flower`
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"

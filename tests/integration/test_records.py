@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from worker.errors import InvalidTransition, LeaseLost
+from wasmjob.errors import InvalidTransition, LeaseLost
 
 pytestmark = pytest.mark.timeout(30)
 TENANT = "00000000-0000-0000-0000-000000000000"

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from modules import TICKER_WAT, TRAP_WAT, manifest, unique, wasm
-from worker.errors import ManifestError, ModuleError, NotFound
+from wasmjob.errors import ManifestError, ModuleError, NotFound
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from worker.errors import CheckpointTooLarge, LeaseHeld, LeaseLost, StoreUnavailable
-from worker.store.base import CheckpointStore, LogLine, ProgressUpdate
-from worker.store.redis import RedisStore, connect, redact
+from wasmjob.errors import CheckpointTooLarge, LeaseHeld, LeaseLost, StoreUnavailable
+from wasmjob.store.base import CheckpointStore, LogLine, ProgressUpdate
+from wasmjob.store.redis import RedisStore, connect, redact
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -93,7 +93,7 @@ def test_key_value_pairs_are_scoped_by_namespace(redis_fleet) -> None:
 
 
 def test_an_unreachable_redis_is_store_unavailable_with_the_password_hidden() -> None:
-    from worker.fleet.procs import free_port
+    from wasmjob.fleet.procs import free_port
 
     store = RedisStore.from_url(f"redis://:hunter2@127.0.0.1:{free_port()}/0")
     with pytest.raises(StoreUnavailable) as err:
@@ -140,7 +140,7 @@ def test_a_failed_checkpoint_returns_no_connection_with_unread_replies(redis_fle
 
 
 def test_an_unreachable_redis_during_a_checkpoint_is_store_unavailable() -> None:
-    from worker.fleet.procs import free_port
+    from wasmjob.fleet.procs import free_port
 
     store = RedisStore(connect(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5))
     with pytest.raises(StoreUnavailable, match="unreachable"):

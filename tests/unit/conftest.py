@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from worker.job import InterruptFlag, InterruptReason, JobSpec, Limits, Outcome
-from worker.manifest import Manifest
-from worker.runtime import Runtime, RuntimeConfig
-from worker.store import LocalStore
+from wasmjob.job import InterruptFlag, InterruptReason, JobSpec, Limits, Outcome
+from wasmjob.manifest import Manifest
+from wasmjob.runtime import Runtime, RuntimeConfig
+from wasmjob.store import LocalStore
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,8 +6,8 @@ from bench import machine, report
 from bench import wasm as modules
 from bench.core import Result, failed
 from bench.rows import ROWS, TARGETS, hostcalls, startup
-from worker.job import JobSpec, Status
-from worker.runtime import Runtime, RuntimeConfig
+from wasmjob.job import JobSpec, Status
+from wasmjob.runtime import Runtime, RuntimeConfig
 
 
 def test_every_row_of_the_issue_has_an_entry_point_and_a_target() -> None:

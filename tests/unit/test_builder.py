@@ -1,4 +1,4 @@
-"""worker.builder: reproducible C builds, clear errors, and the Rust dispatch point."""
+"""wasmjob.builder: reproducible C builds, clear errors, and the Rust dispatch point."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from worker import builder
-from worker.builder import BuildError, build_extension
+from wasmjob import builder
+from wasmjob.builder import BuildError, build_extension
 
 pytestmark = pytest.mark.unit
 
@@ -85,9 +85,9 @@ def test_cargo_toml_dispatches_to_the_rust_builder(tmp_path: Path, monkeypatch: 
         calls.append((src_dir, out_dir))
         return (out_dir or src_dir) / "fake.wasm"
 
-    fake = types.ModuleType("worker.builder_rust")
+    fake = types.ModuleType("wasmjob.builder_rust")
     fake.build_rust = build_rust  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "worker.builder_rust", fake)
+    monkeypatch.setitem(sys.modules, "wasmjob.builder_rust", fake)
     shutil.copy(COUNTER / "manifest.json", tmp_path)
     (tmp_path / "Cargo.toml").write_text('[package]\nname = "x"\n')
     assert build_extension(tmp_path) == tmp_path / "fake.wasm"

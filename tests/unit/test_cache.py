@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.cache import MAGIC, ModuleCache
-from worker.engine import EngineSettings, make_engine
-from worker.errors import ModuleError
-from worker.runtime import Runtime, RuntimeConfig
+from wasmjob.cache import MAGIC, ModuleCache
+from wasmjob.engine import EngineSettings, make_engine
+from wasmjob.errors import ModuleError
+from wasmjob.runtime import Runtime, RuntimeConfig
 
 from .wat import wat_module
 

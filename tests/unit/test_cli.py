@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.cli import main
+from wasmjob.cli import main
 
 from .wat import COUNTING_MANIFEST, counting_module, wat_module
 
@@ -30,7 +30,7 @@ def counting(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _wasmjob(*args: str, cwd: Path) -> subprocess.Popen[str]:
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "worker", *args], cwd=cwd, env=env, text=True,
+        [sys.executable, "-m", "wasmjob", *args], cwd=cwd, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
@@ -96,7 +96,7 @@ def test_errors_are_one_line_and_exit_nonzero(counting: Path, tmp_path: Path, ar
     garbage.write_bytes(b"MZ not wasm")
     argv = [a.replace("{mod}", str(counting)).replace("{garbage}", str(garbage)) for a in argv]
     proc = subprocess.run(
-        [sys.executable, "-m", "worker", *argv, "--state-dir", str(tmp_path)] if argv[0] == "run" else [sys.executable, "-m", "worker", *argv],
+        [sys.executable, "-m", "wasmjob", *argv, "--state-dir", str(tmp_path)] if argv[0] == "run" else [sys.executable, "-m", "wasmjob", *argv],
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )
     assert proc.returncode != 0

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from worker.job import InterruptFlag, JobSpec, Limits, Status
-from worker.manifest import find_manifest
-from worker.runtime import Extension, Runtime
-from worker.store import LocalStore
+from wasmjob.job import InterruptFlag, JobSpec, Limits, Status
+from wasmjob.manifest import find_manifest
+from wasmjob.runtime import Extension, Runtime
+from wasmjob.store import LocalStore
 
 from .conftest import StopAfter
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_example(rt: Runtime, name: str) -> Extension:
-    from worker.manifest import Manifest
+    from wasmjob.manifest import Manifest
 
     manifest = Manifest.from_file(ROOT / "extensions" / name / "manifest.json")
     wasm_path = ROOT / "extensions" / name / manifest.wasm_file

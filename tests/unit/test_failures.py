@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from worker.errors import ModuleError
-from worker.job import Limits, Status
-from worker.runtime import Runtime, RuntimeConfig
-from worker.store import LocalStore
+from wasmjob.errors import ModuleError
+from wasmjob.job import Limits, Status
+from wasmjob.runtime import Runtime, RuntimeConfig
+from wasmjob.store import LocalStore
 
 from .conftest import run_job
 from .wat import IMPORTS, JOB_ID, wat_module
@@ -183,7 +183,7 @@ def test_wasmtime_trap_is_not_a_wasmtime_error() -> None:
 
 
 def test_wasi_granted_by_the_manifest_sees_no_environment(fast_runtime: Runtime, store: LocalStore) -> None:
-    from worker.manifest import Manifest
+    from wasmjob.manifest import Manifest
 
     imports = IMPORTS + '(import "wasi_snapshot_preview1" "environ_sizes_get" (func $env_sizes (param i32 i32) (result i32)))'
     body = f"""(drop (call $env_sizes (i32.const 3000) (i32.const 3004)))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.job import InterruptFlag, InterruptReason, Limits, Status
-from worker.manifest import Manifest
-from worker.runtime import Runtime
-from worker.store import LocalStore
+from wasmjob.job import InterruptFlag, InterruptReason, Limits, Status
+from wasmjob.manifest import Manifest
+from wasmjob.runtime import Runtime
+from wasmjob.store import LocalStore
 
 from .conftest import run_job
 from .wat import JOB_ID, wat_module
@@ -316,8 +316,8 @@ def test_state_encodings_round_trip(runtime: Runtime, store: LocalStore, encodin
 def test_operators_can_register_their_own_operations(tmp_path: Path, store: LocalStore) -> None:
     import sys
 
-    from worker.ops import default_operations, load_plugins
-    from worker.runtime import RuntimeConfig
+    from wasmjob.ops import default_operations, load_plugins
+    from wasmjob.runtime import RuntimeConfig
 
     (tmp_path / "my_ops.py").write_text(
         "def register(ops):\n    ops.register('query:weather.v1', lambda ctx, payload: {'city': payload['city'], 'temp': 21})\n"

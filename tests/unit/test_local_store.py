@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.errors import LeaseHeld, LeaseLost
-from worker.store import LocalStore, LogLine, ProgressUpdate
+from wasmjob.errors import LeaseHeld, LeaseLost
+from wasmjob.store import LocalStore, LogLine, ProgressUpdate
 
 
 def test_tokens_increase_and_stale_writes_are_refused(tmp_path: Path) -> None:

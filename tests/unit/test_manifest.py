@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.errors import ManifestError
-from worker.manifest import Manifest, find_manifest
+from wasmjob.errors import ManifestError
+from wasmjob.manifest import Manifest, find_manifest
 
 SPACEDRIVE = {
     "id": "test-extension",

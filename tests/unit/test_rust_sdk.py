@@ -20,10 +20,10 @@ from typing import Any, Literal
 import msgpack
 import pytest
 
-from worker.job import InterruptFlag, JobSpec, Limits, Outcome, Status
-from worker.manifest import Manifest
-from worker.runtime import Extension, Runtime
-from worker.store import LocalStore
+from wasmjob.job import InterruptFlag, JobSpec, Limits, Outcome, Status
+from wasmjob.manifest import Manifest
+from wasmjob.runtime import Extension, Runtime
+from wasmjob.store import LocalStore
 
 from .conftest import StopAfter
 
@@ -237,8 +237,8 @@ def test_every_reporting_host_function_reaches_the_host(fast_runtime: Runtime, s
 
 @pytest.fixture(scope="module")
 def rust_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from worker.builder import BuildError
-    from worker.builder_rust import find_rust_toolchain
+    from wasmjob.builder import BuildError
+    from wasmjob.builder_rust import find_rust_toolchain
 
     try:
         find_rust_toolchain()
@@ -250,7 +250,7 @@ def rust_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("crate", RUST_CRATES, ids=lambda p: p.name)
 def test_committed_rust_modules_are_what_their_sources_build(rust_build_dir: Path, tmp_path: Path, crate: Path) -> None:
-    from worker.builder_rust import build_rust
+    from wasmjob.builder_rust import build_rust
 
     manifest = Manifest.from_file(crate / "manifest.json")
     built = build_rust(crate, tmp_path / manifest.wasm_file, strict=True, target_dir=rust_build_dir)
@@ -261,7 +261,7 @@ def test_committed_rust_modules_are_what_their_sources_build(rust_build_dir: Pat
 @pytest.mark.timeout(600)
 def test_rust_output_does_not_depend_on_the_checkout_path(rust_build_dir: Path, tmp_path: Path) -> None:
     del rust_build_dir  # only for its skip when there is no toolchain
-    from worker.builder_rust import build_rust
+    from wasmjob.builder_rust import build_rust
 
     copy = tmp_path / "some" / "other" / "checkout" / "extensions"
     shutil.copytree(COUNTER_RS, copy / "counter-rs", ignore=shutil.ignore_patterns("*.wasm"))
@@ -305,9 +305,9 @@ BAD_CRATES = {
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("case", sorted(BAD_CRATES))
 def test_sdk_misuse_is_a_compile_error_that_says_what_is_expected(rust_build_dir: Path, tmp_path: Path, case: str) -> None:
-    from worker.builder import BuildError
-    from worker.builder_rust import build_rust
-    from worker.scaffold import scaffold
+    from wasmjob.builder import BuildError
+    from wasmjob.builder_rust import build_rust
+    from wasmjob.scaffold import scaffold
 
     source, expected = BAD_CRATES[case]
     project = scaffold("bad", "rust", tmp_path / "bad")
@@ -324,12 +324,12 @@ def test_sdk_misuse_is_a_compile_error_that_says_what_is_expected(rust_build_dir
 def test_a_scaffolded_project_builds_and_its_job_pauses_and_resumes(
     rust_build_dir: Path, fast_runtime: Runtime, tmp_path: Path, lang: Literal["rust", "c"]
 ) -> None:
-    from worker.builder import build_extension
-    from worker.scaffold import scaffold
+    from wasmjob.builder import build_extension
+    from wasmjob.scaffold import scaffold
 
     project = scaffold("hello-ext", lang, tmp_path / "hello-ext")
     if lang == "rust":
-        from worker.builder_rust import build_rust
+        from wasmjob.builder_rust import build_rust
 
         wasm = build_rust(project, target_dir=rust_build_dir)
     else:
@@ -344,8 +344,8 @@ def test_a_scaffolded_project_builds_and_its_job_pauses_and_resumes(
 
 
 def test_no_rust_toolchain_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker import builder_rust
-    from worker.builder import BuildError
+    from wasmjob import builder_rust
+    from wasmjob.builder import BuildError
 
     monkeypatch.setattr(builder_rust, "DEBIAN_RUSTC", Path("/nonexistent/rustc"))
     monkeypatch.setattr(builder_rust.shutil, "which", lambda name: None)
@@ -354,8 +354,8 @@ def test_no_rust_toolchain_says_what_to_install(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_scaffold_refuses_bad_names_and_non_empty_directories(tmp_path: Path) -> None:
-    from worker.errors import ConfigError
-    from worker.scaffold import scaffold
+    from wasmjob.errors import ConfigError
+    from wasmjob.scaffold import scaffold
 
     with pytest.raises(ConfigError, match="lowercase letters"):
         scaffold("My Ext", "rust", tmp_path / "a")

@@ -1,8 +1,8 @@
 """The fleet: wasmjob jobs on Celery workers, with state, leases and recovery in Redis.
 
-Importing this package starts nothing. ``worker.fleet.app`` holds the Celery
-app that ``celery -A worker.fleet.app worker`` runs; everything else is built
-from :class:`broker_config.Settings` when a process starts.
+Importing this package starts nothing. ``wasmjob.fleet.app`` holds the Celery
+app that ``celery -A wasmjob.fleet.app worker`` runs; everything else is built
+from :class:`wasmjob.broker_config.Settings` when a process starts.
 """
 
 from .context import Fleet

@@ -1,10 +1,10 @@
-"""The fleet's Celery app, for ``celery -A worker.fleet.app worker`` (and ``flower``).
+"""The fleet's Celery app, for ``celery -A wasmjob.fleet.app worker`` (and ``flower``).
 
 Importing this module is starting a worker or Flower: it reads the ``WASMJOB_*``
 environment once, here. Libraries and the client use ``factory.create_app``.
 """
 
-from broker_config import Settings
+from wasmjob.broker_config import Settings
 
 from .factory import create_app
 

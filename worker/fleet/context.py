@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker_config import Settings
+from wasmjob.broker_config import Settings
 
 from ..keys import Keys
 from ..records import Records

@@ -1,4 +1,4 @@
-"""The fleet's Celery app: configured from :class:`broker_config.Settings`, with ``wasmjob.run``
+"""The fleet's Celery app: configured from :class:`wasmjob.broker_config.Settings`, with ``wasmjob.run``
 registered by name and the worker hooks (per-process runtime, recovery sweep, graceful stop)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 
 from celery import Celery, signals
 
-from broker_config import Settings, celery_config
+from wasmjob.broker_config import Settings, celery_config
 
 from ..errors import StoreUnavailable
 from .context import Fleet

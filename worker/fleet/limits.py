@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from broker_config import Settings
+from wasmjob.broker_config import Settings
 
 from ..job import Limits
 from ..manifest import Manifest

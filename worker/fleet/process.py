@@ -13,7 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from broker_config import Settings
+from wasmjob.broker_config import Settings
 
 from ..manifest import Manifest
 from .context import Fleet

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-APP = "worker.fleet.app"
+APP = "wasmjob.fleet.app"
 
 
 def free_port() -> int:
@@ -104,7 +104,7 @@ class LocalRedis:
 
 
 class LocalWorker:
-    """A ``celery -A worker.fleet.app worker`` in its own process group.
+    """A ``celery -A wasmjob.fleet.app worker`` in its own process group.
 
     Takes a node name, the environment (``WASMJOB_*``), concurrency, pool and a log file.
     """

@@ -1,7 +1,7 @@
 """The checkpoint store interface every backend implements (SQLite locally, Redis in the fleet).
 
 Writes that belong to a run carry the lease's fencing token: a store refuses
-them with :class:`~worker.errors.LeaseLost` once a newer token was issued, so
+them with :class:`~wasmjob.errors.LeaseLost` once a newer token was issued, so
 a stale worker can never overwrite a newer checkpoint or finish a job twice.
 """
 

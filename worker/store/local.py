@@ -48,7 +48,7 @@ LOG_ROWS_KEPT = 1000
 
 
 class LocalStore:
-    """SQLite-backed :class:`~worker.store.base.CheckpointStore`; takes the state directory."""
+    """SQLite-backed :class:`~wasmjob.store.base.CheckpointStore`; takes the state directory."""
 
     def __init__(self, state_dir: Path | str) -> None:
         self.path = Path(state_dir) / "wasmjob.sqlite3"

@@ -171,7 +171,7 @@ def _reply(conn: Any) -> Any:
 
 
 class RedisStore:
-    """:class:`~worker.store.base.CheckpointStore` on Redis.
+    """:class:`~wasmjob.store.base.CheckpointStore` on Redis.
 
     Takes a client (see :func:`connect`), the key layout, and the largest
     checkpoint accepted (the runtime enforces the job's own, smaller limit first).
