@@ -15,6 +15,9 @@ MAX_TTLS = 2.0
 LONG_LIMIT = 10**11  # minutes of sieving: still running whenever it is killed
 
 
+ROW = "6"
+TARGET = "≤ 2× lease TTL"
+
 def run(ctx: Context) -> list[Result]:
     ttl = float(ctx.pick(3, 10))
     what = "recovery after SIGKILL of a busy worker"

@@ -18,6 +18,9 @@ MIN_SCALING = 1.7
 POOLS = ("prefork", "threads")
 
 
+ROW = "7"
+TARGET = "≥ 1.7×"
+
 def run(ctx: Context) -> list[Result]:
     built = modules.primes_module()
     target = f"≥ {MIN_SCALING}×"

@@ -52,6 +52,9 @@ def measure(name: str, wasm: bytes, cold_rounds: int, warm_rounds: int) -> dict[
     return {"cold": cold, "disk": from_disk, "warm": warm}
 
 
+ROW = "2"
+TARGET = "warm ≤ 1 ms, ≥ 50× cold (large)"
+
 def run(ctx: Context) -> list[Result]:
     cases = [
         ("2a", "small", modules.trivial_module, ctx.pick(5, 15)),

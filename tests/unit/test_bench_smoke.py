@@ -11,7 +11,8 @@ from wasmjob.runtime import Runtime, RuntimeConfig
 
 
 def test_every_row_of_the_issue_has_an_entry_point_and_a_target() -> None:
-    assert sorted(ROWS) == sorted(TARGETS) == ["1", "2", "3", "4", "5", "6", "7"]
+    assert list(ROWS) == list(TARGETS)
+    assert {"1", "2", "3", "4", "5", "6", "7"} <= set(ROWS)
 
 
 def test_bench_modules_run_to_completion() -> None:
