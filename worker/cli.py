@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import uuid
@@ -82,6 +81,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .job import DEFAULT_LIBRARY_ID, InterruptFlag, InterruptReason, JobSpec, Status
     from .manifest import find_manifest
+    from .owners import local_owner
     from .runtime import Runtime
     from .store import LocalStore
 
@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     limits = ext.manifest.limits.merged(
         fuel=args.fuel, timeout_seconds=args.timeout, max_memory_mb=args.memory
     )
-    token = store.acquire(job_id, f"{socket.gethostname()}:{os.getpid()}", ttl=limits.timeout_seconds + 60)
+    token = store.acquire(job_id, local_owner(), ttl=limits.timeout_seconds + 60)
     resumed = store.load_checkpoint(job_id) is not None
     if resumed:
         print(f"resuming job {job_id} from its last checkpoint", file=sys.stderr)

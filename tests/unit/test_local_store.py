@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from wasmjob.errors import LeaseHeld, LeaseLost
+from wasmjob.owners import local_owner, owner_gone, process_start
 from wasmjob.store import LocalStore, LogLine, ProgressUpdate
 
 
@@ -59,3 +64,44 @@ def test_kv_is_scoped_by_namespace(tmp_path: Path) -> None:
     store.kv_set("t2:ext", "k", "two")
     store.kv_set("t1:ext", "k", "uno")
     assert (store.kv_get("t1:ext", "k"), store.kv_get("t2:ext", "k"), store.kv_get("t3:ext", "k")) == ("uno", "two", None)
+
+
+def _owner_of_a_dead_process() -> str:
+    """The owner string a local run in another process had, once that process was SIGKILLed."""
+    with subprocess.Popen(
+        [sys.executable, "-c", "from wasmjob.owners import local_owner; print(local_owner(), flush=True); "
+         "import time; time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        owner = proc.stdout.readline().strip()
+        assert not owner_gone(owner), "a running process must not be declared gone"
+        proc.kill()
+        proc.wait()
+    assert owner_gone(owner)
+    return owner
+
+
+def test_a_lease_of_a_dead_local_process_is_taken_over_at_once(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    dead = _owner_of_a_dead_process()
+    token = store.acquire("j", dead, ttl=3600)
+    assert store.acquire("j", local_owner(), ttl=30) == token + 1
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_owner(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    host, pid, start = local_owner().rsplit(":", 2)
+    store.acquire("j", f"{host}:{pid}:{int(start) - 1}", ttl=3600)  # same pid, started at another time
+    store.acquire("j", local_owner(), ttl=30)
+
+
+def test_live_and_remote_owners_keep_their_leases(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    host = socket.gethostname()
+    store.acquire("live", f"{host}:{os.getppid()}:{process_start(os.getppid())}", ttl=3600)
+    store.acquire("remote", "another-host:1:1", ttl=3600)
+    store.acquire("legacy", f"{host}:{os.getpid()}", ttl=3600)
+    for job_id in ("live", "remote", "legacy"):
+        with pytest.raises(LeaseHeld):
+            store.acquire(job_id, "someone-else", ttl=30)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LeaseHeld, LeaseLost, StoreUnavailable
+from ..owners import owner_gone
 from .base import LogLine, ProgressUpdate
 
 SCHEMA = """
@@ -93,7 +94,7 @@ class LocalStore:
                 token = 0
             else:
                 token, holder, expires = row
-                if holder and holder != owner and expires > now:
+                if holder and holder != owner and expires > now and not owner_gone(holder):
                     raise LeaseHeld(f"already running in {holder}", job_id=job_id)
             db.execute(
                 "UPDATE jobs SET token = ?, owner = ?, lease_expires = ? WHERE job_id = ?",
