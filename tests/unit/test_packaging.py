@@ -31,3 +31,19 @@ def test_every_package_directory_is_listed_for_installation() -> None:
 def test_console_script_points_into_the_installed_package() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["wasmjob"].startswith("wasmjob.")
+
+
+def test_the_image_build_context_leaves_out_venvs_build_output_and_caches() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    for needed in (".venv", "**/__pycache__", "extensions/**/target", ".git", "build", "dist"):
+        assert needed in ignored, needed
+    copied = [line.split()[1] for line in (ROOT / "broker_config" / "Dockerfile").read_text().splitlines() if line.startswith("COPY")]
+    assert not any(name in ignored for name in copied)
+
+
+def test_runtime_dependencies_carry_the_extras_celery_documents_for_redis_and_msgpack() -> None:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    by_name = {dep.split("[")[0].split(">")[0].split("=")[0].split("<")[0]: dep for dep in deps}
+    assert by_name["celery"].startswith("celery[redis,msgpack]")
+    assert by_name["kombu"].startswith("kombu[redis,msgpack]")
+    assert "prometheus_client" in by_name
