@@ -33,6 +33,7 @@ ENV = {
     "WASMJOB_RESULT_EXPIRES": "result_expires",
     "WASMJOB_CACHE_DIR": "cache_dir",
     "WASMJOB_OPERATIONS": "operations",
+    "WASMJOB_FUEL_BILLING": "fuel_billing",
 }
 
 
@@ -49,6 +50,8 @@ class Settings:
     timeout for unacknowledged messages; every run ends well before it.
     ``operations``: comma-separated ``module:function`` hooks that register extra
     host operations for ``spacedrive_call`` when a worker process starts.
+    ``fuel_billing``: meter every run with fuel (else only runs with a fuel budget are
+    metered, the rest run on the faster engine without fuel and bill CPU seconds).
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -67,6 +70,7 @@ class Settings:
     result_expires: float = 86400.0
     cache_dir: str | None = None
     operations: str = ""
+    fuel_billing: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -107,6 +111,12 @@ class Settings:
 
 
 def _convert(var: str, raw: str, type_name: str) -> Any:
+    if "bool" in type_name:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{var}={raw!r} is not a yes/no value (1, 0, true, false)")
     try:
         if "float" in type_name:
             return float(raw)

@@ -1,7 +1,9 @@
 """The one wasmtime Engine of a process, and the ticker thread that advances its epoch.
 
-Fuel and epoch interruption are always on: fuel meters every run, the epoch
-gives each run a wall-clock deadline without a signal or a thread per run.
+Epoch interruption is always on: it gives each run a wall-clock deadline without
+a signal or a thread per run. Fuel is a setting: a metered engine counts every
+instruction (for a fuel budget or fuel billing) at a cost of roughly half again the
+run time of tight loops, so runs that ask for neither go to an engine without it.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ class EngineSettings:
     opt_level: str = "speed"
     max_wasm_stack: int = 512 * 1024
     parallel_compilation: bool = True
+    fuel: bool = True
 
     def fingerprint(self) -> str:
         """A short digest of wasmtime's version and these settings."""
         text = (
-            f"wasmtime={_wasmtime_version()};fuel=1;epoch=1;opt={self.opt_level};stack={self.max_wasm_stack}"
+            f"wasmtime={_wasmtime_version()};fuel={int(self.fuel)};epoch=1;opt={self.opt_level};stack={self.max_wasm_stack}"
             ";memory_may_move=0"
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -40,7 +43,7 @@ def _wasmtime_version() -> str:
 
 
 def make_engine(settings: EngineSettings) -> wasmtime.Engine:
-    """An Engine with fuel and epoch interruption on and no WASI or threads.
+    """An Engine with epoch interruption on, fuel as ``settings`` say, and no WASI or threads.
 
     ``memory_may_move`` is always off: wasmtime reserves a memory's maximum up front, so
     its base address never changes and ``HostState`` keeps it for the whole run (not a
@@ -48,7 +51,7 @@ def make_engine(settings: EngineSettings) -> wasmtime.Engine:
     compiled code, so the fingerprint names it.
     """
     config = wasmtime.Config()
-    config.consume_fuel = True
+    config.consume_fuel = settings.fuel
     config.epoch_interruption = True
     config.cranelift_opt_level = settings.opt_level
     config.max_wasm_stack = settings.max_wasm_stack
@@ -59,25 +62,34 @@ def make_engine(settings: EngineSettings) -> wasmtime.Engine:
 
 
 class EpochTicker:
-    """A daemon thread that increments the engine's epoch every ``TICK_SECONDS``.
+    """A daemon thread that increments the epoch of its engines every ``TICK_SECONDS``.
 
-    It holds the engine weakly and stops when the engine is gone or on :meth:`stop`.
+    It holds the engines weakly (one thread serves a process's metered and unmetered
+    engine) and stops when they are all gone or on :meth:`stop`.
     """
 
     def __init__(self, engine: wasmtime.Engine, interval: float = TICK_SECONDS) -> None:
         self.interval = interval
-        self._engine = weakref.ref(engine)
+        self._engines = [weakref.ref(engine)]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wasmjob-epoch", daemon=True)
         self._thread.start()
 
+    def add(self, engine: wasmtime.Engine) -> None:
+        """Tick ``engine`` too."""
+        self._engines = [*self._engines, weakref.ref(engine)]
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            engine = self._engine()
-            if engine is None:
+            alive = 0
+            for ref in self._engines:
+                engine = ref()
+                if engine is not None:
+                    engine.increment_epoch()
+                    alive += 1
+                del engine
+            if not alive:
                 return
-            engine.increment_epoch()
-            del engine
 
     def ticks_for(self, seconds: float) -> int:
         """How many ticks make ``seconds`` (at least one)."""

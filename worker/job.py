@@ -35,6 +35,11 @@ class Limits:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def needs_fuel(limits: Limits, *, billing: bool = False) -> bool:
+    """Whether a run must be metered: it has a fuel budget, or the operator bills by fuel."""
+    return billing or limits.fuel is not None
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """One job to run: which export of which extension, for whom, with what parameters.
@@ -90,10 +95,15 @@ class Status(str, Enum):
 
 @dataclass
 class Usage:
-    """What one run consumed: the unit an operator bills an extension by."""
+    """What one run consumed: the unit an operator bills an extension by.
+
+    ``fuel`` is 0 on the engine without fuel metering; ``cpu_seconds`` (the running
+    thread's CPU time) is measured for every run.
+    """
 
     fuel: int = 0
     wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
     peak_memory_bytes: int = 0
     host_calls: int = 0
 
@@ -101,6 +111,7 @@ class Usage:
         return {
             "fuel": self.fuel,
             "wall_seconds": round(self.wall_seconds, 6),
+            "cpu_seconds": round(self.cpu_seconds, 6),
             "peak_memory_bytes": self.peak_memory_bytes,
             "host_calls": self.host_calls,
         }

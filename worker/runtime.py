@@ -1,7 +1,7 @@
 """The run of one job: instantiate → ``plugin_init`` → write ctx and state → ``execute_<fn>`` → outcome.
 
-A :class:`Runtime` lives once per process (one Engine, epoch ticker, module
-cache and Linker). It knows nothing of Celery or Redis: callers hand it a
+A :class:`Runtime` lives once per process (an Engine with fuel metering and, made
+on first use, one without; one epoch ticker; a module cache and Linkers per Engine). It knows nothing of Celery or Redis: callers hand it a
 checkpoint store, a lease token and an interrupt flag.
 """
 
@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ class Extension:
     jobs: dict[str, JobInfo]
     shape: abi.ModuleShape
     pre: wasmtime.InstancePre = field(repr=False, compare=False)
+    metered: bool = True
 
     @property
     def id(self) -> str:
@@ -87,6 +89,17 @@ class Extension:
         }
 
 
+class Sandbox:
+    """One Engine flavour (with or without fuel): the Engine, its compiled-module cache
+    (keyed by the engine's fingerprint, so the two never share code) and its Linkers."""
+
+    def __init__(self, settings: EngineSettings, config: RuntimeConfig) -> None:
+        self.metered = settings.fuel
+        self.engine = make_engine(settings)
+        self.cache = ModuleCache(self.engine, settings.fingerprint(), config.cache_dir, config.memory_cache_entries)
+        self.linkers: dict[bool, wasmtime.Linker] = {}
+
+
 def _extension_key(digest: str, manifest: Manifest) -> Hashable:
     """(digest, manifest) as the loaded-extension cache key: a frozen Manifest hashes in
     well under a microsecond, where dumping it to JSON cost a warm start ~20 µs. A
@@ -104,59 +117,71 @@ class Runtime:
     def __init__(self, config: RuntimeConfig | None = None, operations: Operations | None = None) -> None:
         self.config = config or RuntimeConfig()
         self.operations = operations or default_operations()
-        self.engine = make_engine(self.config.engine)
+        metered = Sandbox(replace(self.config.engine, fuel=True), self.config)
+        self._sandboxes = {True: metered}
+        self.engine, self.cache = metered.engine, metered.cache
         self.ticker = EpochTicker(self.engine)
-        self.cache = ModuleCache(
-            self.engine,
-            self.config.engine.fingerprint(),
-            self.config.cache_dir,
-            self.config.memory_cache_entries,
-        )
-        self._linkers: dict[bool, wasmtime.Linker] = {}
         self._extensions: OrderedDict[Hashable, Extension] = OrderedDict()
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self.ticker.stop()
 
-    def _linker(self, wasi: bool) -> wasmtime.Linker:
+    def sandbox(self, metered: bool) -> Sandbox:
+        """The Engine flavour with (``metered``) or without fuel; the second is made on first use."""
         with self._lock:
-            if wasi not in self._linkers:
-                self._linkers[wasi] = make_linker(self.engine, fast=self.config.fast_host_calls, wasi=wasi)
-            return self._linkers[wasi]
+            box = self._sandboxes.get(metered)
+            if box is None:
+                box = self._sandboxes[metered] = Sandbox(replace(self.config.engine, fuel=metered), self.config)
+                self.ticker.add(box.engine)
+            return box
+
+    def _linker(self, box: Sandbox, wasi: bool) -> wasmtime.Linker:
+        with self._lock:
+            if wasi not in box.linkers:
+                box.linkers[wasi] = make_linker(box.engine, fast=self.config.fast_host_calls, wasi=wasi)
+            return box.linkers[wasi]
 
     # loading -----------------------------------------------------------------
 
-    def load(self, wasm: bytes, manifest: Manifest | None = None, *, digest: str | None = None) -> Extension:
-        """Compile (cached), validate against the ABI and collect the module's jobs."""
+    def load(
+        self, wasm: bytes, manifest: Manifest | None = None, *, digest: str | None = None, metered: bool = True
+    ) -> Extension:
+        """Compile (cached), validate against the ABI and collect the module's jobs.
+
+        ``metered=False`` loads it on the engine without fuel: its runs cannot have a fuel budget.
+        """
         digest = digest or digest_of(wasm)
         manifest = manifest or Manifest.default("extension")
-        key = _extension_key(digest, manifest)
+        key = (metered, _extension_key(digest, manifest))
         with self._lock:
             cached = self._extensions.get(key)
             if cached is not None:
                 self._extensions.move_to_end(key)
                 return cached
-        module = self.cache.get(wasm, digest)
+        box = self.sandbox(metered)
+        module = box.cache.get(wasm, digest)
         shape = abi.check_module(module, allow_wasi=manifest.wasi)
         try:
-            pre = self._linker(shape.wasi).instantiate_pre(module)
+            pre = self._linker(box, shape.wasi).instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:
             raise ModuleError(f"cannot link module: {str(exc).strip().splitlines()[0]}") from exc
-        registered = self._discover_jobs(pre, shape, manifest)
-        ext = Extension(digest, manifest, len(wasm), registered, shape, pre)
+        registered = self._discover_jobs(pre, shape, manifest, box)
+        ext = Extension(digest, manifest, len(wasm), registered, shape, pre, metered)
         with self._lock:
             self._extensions[key] = ext
             while len(self._extensions) > self.config.memory_cache_entries:
                 self._extensions.popitem(last=False)
         return ext
 
-    def _discover_jobs(self, pre: wasmtime.InstancePre, shape: abi.ModuleShape, manifest: Manifest) -> dict[str, JobInfo]:
+    def _discover_jobs(
+        self, pre: wasmtime.InstancePre, shape: abi.ModuleShape, manifest: Manifest, box: Sandbox
+    ) -> dict[str, JobInfo]:
         jobs: dict[str, JobInfo] = {}
         if shape.has("plugin_init"):
             limits = Limits(timeout_seconds=self.config.init_timeout_seconds, max_memory_mb=manifest.limits.max_memory_mb)
             host = self._host(JobSpec(job_name="", job_id="00000000-0000-0000-0000-000000000000"), manifest, limits)
-            store = self._store(limits)
+            store = self._store(limits, box.engine, box.metered)
             if shape.wasi:
                 store.set_wasi(wasmtime.WasiConfig())
             try:
@@ -191,10 +216,16 @@ class Runtime:
         interrupts: InterruptFlag | None = None,
         limits: Limits | None = None,
     ) -> Outcome:
-        """Run ``spec`` once, from its last checkpoint if it has one; never raises for guest faults."""
+        """Run ``spec`` once, from its last checkpoint if it has one; never raises for guest faults.
+
+        An unmetered ``ext`` bills the run's thread CPU time instead of fuel; it refuses a fuel budget.
+        """
         limits = limits or ext.manifest.limits
+        if limits.fuel is not None and not ext.metered:
+            raise ValueError(f"job {spec.job_id}: a fuel budget needs the extension loaded with metered=True")
         interrupts = interrupts or InterruptFlag()
         started = time.monotonic()
+        cpu_started = time.thread_time()
         job = ext.jobs.get(spec.job_name)
         if job is None:
             known = ", ".join(sorted(ext.jobs)) or "none"
@@ -209,7 +240,7 @@ class Runtime:
             state = encode(spec.params, ext.manifest.state_encoding)
         host = self._host(spec, ext.manifest, limits, store=store, token=token, interrupts=interrupts, ext=ext)
         host.last_state = state if resumed else None
-        wasm_store = self._store(limits)
+        wasm_store = self._store(limits, self.sandbox(ext.metered).engine, ext.metered)
         if ext.shape.wasi:
             wasm_store.set_wasi(wasmtime.WasiConfig())
         fuel_budget = limits.fuel or UNMETERED_FUEL
@@ -229,8 +260,9 @@ class Runtime:
                 self._cleanup(wasm_store, instance if "instance" in locals() else None)
         host.flush()
         usage = Usage(
-            fuel=fuel_budget - _fuel_left(wasm_store),
+            fuel=fuel_budget - _fuel_left(wasm_store) if ext.metered else 0,
             wall_seconds=time.monotonic() - started,
+            cpu_seconds=time.thread_time() - cpu_started,
             peak_memory_bytes=host.peak_memory(),
             host_calls=host.host_calls,
         )
@@ -279,10 +311,11 @@ class Runtime:
         )
         return host
 
-    def _store(self, limits: Limits) -> wasmtime.Store:
-        store = wasmtime.Store(self.engine)
+    def _store(self, limits: Limits, engine: wasmtime.Engine, metered: bool) -> wasmtime.Store:
+        store = wasmtime.Store(engine)
         store.set_limits(memory_size=limits.max_memory_mb * MiB, instances=4, tables=4, memories=1, table_elements=100_000)
-        store.set_fuel(limits.fuel or UNMETERED_FUEL)
+        if metered:
+            store.set_fuel(limits.fuel or UNMETERED_FUEL)
         store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_seconds))
         return store
 

@@ -26,8 +26,17 @@ def test_a_submitted_job_completes_with_the_uninterrupted_result(fleet, ticker) 
     rec = job.wait(30, on_progress=lambda r: seen.append(r.progress))
     assert rec.status == "completed", rec.error
     assert job.result() == ticker_result(300, SPIN)
-    assert rec.attempts == 1 and rec.checkpoints >= 30 and rec.fuel > 0 and rec.finished_at
+    assert rec.attempts == 1 and rec.checkpoints >= 30 and rec.finished_at
+    assert rec.fuel == 0 and rec.wall_seconds > 0  # no fuel budget: the engine without fuel metering ran it
     assert seen[-1] == 1.0
+
+
+@pytest.mark.timeout(60)
+def test_a_job_with_a_fuel_budget_runs_metered(fleet, ticker) -> None:
+    job = fleet.client.submit("ticker", "tick", ticker_params(30, SPIN), limits={"fuel": 10**12})
+    rec = job.wait(30)
+    assert rec.status == "completed", rec.error
+    assert job.result() == ticker_result(30, SPIN) and rec.fuel > 0
 
 
 @pytest.mark.timeout(60)

@@ -24,7 +24,7 @@ from ..errors import (
     StoreUnavailable,
     UnknownJob,
 )
-from ..job import DEFAULT_LIBRARY_ID, InterruptFlag, JobSpec, Outcome, Status, Usage
+from ..job import DEFAULT_LIBRARY_ID, InterruptFlag, JobSpec, Outcome, Status, Usage, needs_fuel
 from ..leases import LeaseKeeper
 from ..manifest import Manifest
 from ..records import Claim, FinishKind, JobRecord
@@ -166,8 +166,9 @@ class JobExecution:
         return ext_id
 
     def _run(self, rec: JobRecord, manifest: Manifest, claim: Claim) -> Verdict:
+        limits = run_limits(manifest, rec.limits, self.settings)
         try:
-            ext = self.proc.extension(rec.digest, manifest)
+            ext = self.proc.extension(rec.digest, manifest, metered=needs_fuel(limits, billing=self.settings.fuel_billing))
         except (ModuleError, ManifestError, NotFound) as exc:
             return Verdict("failed", error=exc.reason)
         except StoreUnavailable as exc:
@@ -177,7 +178,6 @@ class JobExecution:
             return Verdict("failed", error=UnknownJob(f"extension {ext.id} has no job {rec.job!r} (jobs: {known})").reason)
         spec = JobSpec(job_name=rec.job, params=rec.params, job_id=rec.id, library_id=rec.tenant or DEFAULT_LIBRARY_ID)
         store = PrefetchedStore(self.fleet.store, rec.id, claim.state)
-        limits = run_limits(ext.manifest, rec.limits, self.settings)
         flag = InterruptFlag()
         keeper = LeaseKeeper(
             self.fleet.store,

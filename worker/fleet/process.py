@@ -65,16 +65,17 @@ class WorkerProcess:
             _trim(self._manifests)
         return manifest
 
-    def extension(self, digest: str, manifest: Manifest) -> Extension:
-        """Fetch (verifying the digest), compile (the runtime caches by digest) and load a module."""
-        key = f"{digest}|{manifest.id}@{manifest.version}"
+    def extension(self, digest: str, manifest: Manifest, *, metered: bool = True) -> Extension:
+        """Fetch (verifying the digest), compile (the runtime caches by digest and engine) and load a
+        module, on the engine with fuel metering or (``metered=False``) the lighter one without."""
+        key = f"{digest}|{manifest.id}@{manifest.version}|{'fuel' if metered else 'cpu'}"
         with self._lock:
             cached = self._extensions.get(key)
             if cached is not None:
                 self._extensions.move_to_end(key)
                 return cached
         wasm = self.fleet.registry.fetch(digest)
-        ext = self.runtime.load(wasm, manifest, digest=digest)
+        ext = self.runtime.load(wasm, manifest, digest=digest, metered=metered)
         with self._lock:
             self._extensions[key] = ext
             _trim(self._extensions)
