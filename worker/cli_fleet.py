@@ -65,6 +65,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p = sub.add_parser("list", parents=[common], help="list recent jobs")
     p.add_argument("--status", help="only jobs in this status")
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--cursor", help="continue after a previous page (its cursor is printed on stderr)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_list)
 
@@ -232,7 +233,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     client = _client(args)
-    records = client.jobs(args.status, args.limit)
+    page = client.jobs(args.status, args.limit, cursor=args.cursor)
+    records = page.records
+    if page.cursor is not None:
+        print(f"more: --cursor {page.cursor}", file=sys.stderr)
     if args.json:
         for rec in records:
             print(json.dumps(rec.as_dict(), default=str))

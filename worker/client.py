@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from wasmjob.broker_config import Settings
 
 from .errors import ConfigError, InvalidTransition, JobFailed, JobTimeout, StoreUnavailable, UnknownJob
 from .manifest import MANIFEST_NAME, Manifest, find_manifest
-from .records import STATUSES, JobRecord, UsageRow
+from .records import STATUSES, JobRecord, Page, UsageRow
 from .registry import ExtensionRef
 
 ProgressHandler = Callable[[JobRecord], None]
@@ -167,11 +167,23 @@ class Client:
         self.fleet.records.get(job_id)
         return JobHandle(self, job_id)
 
-    def jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
-        """The newest jobs, optionally only those in ``status``."""
+    def jobs(self, status: str | None = None, limit: int = 100, *, cursor: str | None = None) -> Page:
+        """A page of jobs, newest first, optionally only those in ``status``; pass ``page.cursor``
+        back for the next page (None when there is no more). Each call reads a bounded number of
+        records, so a status-filtered page may be short and still have a cursor."""
         if status is not None and status not in STATUSES:
             raise ConfigError(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
-        return self.fleet.records.recent(status, limit)
+        return self.fleet.records.page(status, limit, cursor)
+
+    def iter_jobs(self, status: str | None = None, page_size: int = 100) -> Iterator[JobRecord]:
+        """Every job (or every job in ``status``), newest first, fetched page by page."""
+        cursor: str | None = None
+        while True:
+            page = self.jobs(status, page_size, cursor=cursor)
+            yield from page.records
+            if page.cursor is None:
+                return
+            cursor = page.cursor
 
     def usage(self) -> list[UsageRow]:
         """Fuel, wall time and runs per (extension, tenant)."""

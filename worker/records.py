@@ -11,14 +11,13 @@ than the record's is a stale duplicate and is dropped.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import msgpack
 import redis
 
-from .errors import NotFound
+from .errors import ConfigError, NotFound
 from .keys import Keys
 from .store.redis import Scripts, as_bytes, as_text, translated
 
@@ -136,6 +135,14 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class Page:
+    """One page of jobs, newest first; ``cursor`` fetches the next one (None: no more)."""
+
+    records: list[JobRecord]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
 class UsageRow:
     """Accumulated usage of one extension by one tenant."""
 
@@ -148,6 +155,21 @@ class UsageRow:
     failed: int
     cancelled: int
     abandoned: int
+
+
+# a status-filtered page reads at most this many records per record it may return
+SCAN_FACTOR = 10
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int | str, int]:
+    """(highest creation time to read, how many at exactly that time were returned already)."""
+    if not cursor:
+        return "+inf", 0
+    score, _, skip = cursor.partition(":")
+    try:
+        return int(score), int(skip or 0)
+    except ValueError:
+        raise ConfigError(f"not a job list cursor: {cursor!r}") from None
 
 
 class Records:
@@ -220,33 +242,42 @@ class Records:
         with translated(job_id):
             return bool(self.client.exists(self.keys.job(job_id)))
 
-    def recent(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
-        """The newest ``limit`` jobs, newest first, optionally only those in ``status``."""
+    def page(self, status: str | None = None, limit: int = 100, cursor: str | None = None) -> Page:
+        """Up to ``limit`` jobs, newest first, starting after ``cursor`` (a previous page's).
+
+        Walks the creation-time index from the cursor, never the whole keyspace: each call
+        reads at most ``limit`` records, or ``SCAN_FACTOR`` times that when filtering by
+        ``status``, so a filtered page may hold fewer and still have a next cursor.
+        """
+        limit = max(1, int(limit))
+        budget = limit if status is None else limit * SCAN_FACTOR
+        score, skip = _parse_cursor(cursor)
         out: list[JobRecord] = []
-        for chunk in self._ids_newest_first():
+        while budget > 0:
+            want = min(budget, 1000)
             with translated():
+                ids = self.client.zrevrangebyscore(self.keys.jobs, score, "-inf", start=skip, num=want, withscores=True)
                 pipe = self.client.pipeline(transaction=False)
-                for job_id in chunk:
-                    pipe.hgetall(self.keys.job(job_id))
-                rows = pipe.execute()
-            for raw in rows:
-                if raw:
+                for job_id, _ in ids:
+                    pipe.hgetall(self.keys.job(as_text(job_id)))
+                rows = pipe.execute() if ids else []
+            for (job_id, raw_score), raw in zip(ids, rows):
+                at = int(raw_score)
+                score, skip = (score, skip + 1) if at == score else (at, 1)
+                budget -= 1
+                if raw:  # else expired, and the sweep has not pruned the index entry yet
                     rec = JobRecord.from_hash(raw)
                     if status is None or rec.status == status:
                         out.append(rec)
                         if len(out) >= limit:
-                            return out
-        return out
+                            return Page(out, f"{score}:{skip}")
+            if len(ids) < want:
+                return Page(out, None)
+        return Page(out, f"{score}:{skip}")
 
-    def _ids_newest_first(self, chunk: int = 200) -> Iterator[list[str]]:
-        start = 0
-        while True:
-            with translated():
-                ids = self.client.zrevrange(self.keys.jobs, start, start + chunk - 1)
-            if not ids:
-                return
-            yield [as_text(i) for i in ids]
-            start += chunk
+    def recent(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
+        """The first page of :meth:`page`: the newest ``limit`` jobs, optionally only those in ``status``."""
+        return self.page(status, limit).records
 
     def logs(self, job_id: str, last: int = 200) -> list[dict[str, Any]]:
         with translated(job_id):
