@@ -5,9 +5,17 @@ run ends; prefetch 1 keeps long jobs from queueing behind each other on one
 worker; the visibility timeout is set for the broker and the result backend
 (every run ends well before it; wasmjob itself recovers lost jobs in seconds
 through leases, not through redelivery); task events and sent events let
-Flower see every job; msgpack carries job parameters compactly (json accepted
-too, so any Celery client can send a job); task results are small JSON
-summaries, so a client in any language can read them from the backend.
+Flower see every job; task results are JSON, so a client in any language can
+read them from the backend.
+
+A plain ``Celery(broker=..., backend=...)`` with Celery's defaults must be able to
+send jobs and use the remote controls, so the fleet keeps the Redis transport's
+defaults wherever producer and consumer must agree: the key separator and the
+priority steps (``0, 3, 6, 9``) name the queues a message at a priority goes to,
+and the serializer of ``task_serializer`` is also the one remote-control replies
+are written in (json, which a default client accepts). Only consumer-side options
+differ from the defaults. wasmjob's own job messages ask for msgpack per message
+(see ``fleet/dispatch.py``); json messages are accepted as well.
 """
 
 from __future__ import annotations
@@ -19,7 +27,6 @@ from typing import Any
 from .settings import Settings
 
 _CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
-PRIORITY_STEPS = list(range(10))
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ class CeleryConfig:
     broker_use_ssl: dict[str, Any] | None
     redis_backend_use_ssl: dict[str, Any] | None
     task_default_queue: str
-    task_serializer: str = "msgpack"
+    task_serializer: str = "json"
     result_serializer: str = "json"
     event_serializer: str = "json"
     accept_content: list[str] = field(default_factory=lambda: ["msgpack", "json"])
@@ -64,8 +71,7 @@ def celery_config(settings: Settings) -> CeleryConfig:
     """The Celery settings for a fleet described by ``settings``."""
     transport = {
         "visibility_timeout": int(settings.visibility_timeout),
-        "priority_steps": PRIORITY_STEPS,
-        "sep": ":",
+        # consumer-side only: which of several queues a worker reads first
         "queue_order_strategy": "priority",
         "socket_timeout": 10,
         "socket_connect_timeout": 5,

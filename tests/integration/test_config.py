@@ -23,7 +23,9 @@ def test_defaults_and_celery_settings_that_make_jobs_durable() -> None:
     assert conf["broker_transport_options"]["visibility_timeout"] == 3600
     assert conf["result_backend_transport_options"]["visibility_timeout"] == 3600
     assert conf["worker_send_task_events"] and conf["task_send_sent_event"] and conf["task_track_started"]
-    assert conf["task_serializer"] == "msgpack" and set(conf["accept_content"]) == {"msgpack", "json"}
+    # a default Celery client must read control replies (json) and publish where workers read
+    assert conf["task_serializer"] == "json" and set(conf["accept_content"]) == {"msgpack", "json"}
+    assert not {"sep", "priority_steps"} & set(conf["broker_transport_options"])
     assert conf["result_backend"] == settings.redis_url and conf["task_default_queue"] == "wasmjob"
 
 

@@ -60,7 +60,8 @@ class Dispatcher:
         shown = JobMessage(rec.id, rec.extension or rec.digest, rec.job, rec.params, rec.tenant, rec.limits, rec.dispatch)
         options: dict[str, object] = {}
         if rec.priority is not None:
-            # ours: 0..9, higher runs first; the Redis transport consumes lower numbers first
+            # ours: 0..9, higher runs first; the Redis transport consumes lower numbers first, in
+            # its default steps 0, 3, 6, 9 (so a plain Celery client's priorities land in the same queues)
             options["priority"] = MAX_PRIORITY - max(0, min(MAX_PRIORITY, rec.priority))
         try:
             self.app.send_task(
@@ -71,6 +72,9 @@ class Dispatcher:
                 argsrepr=shown.argsrepr(),
                 kwargsrepr=shown.kwargsrepr(),
                 retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+                # compact, and carries any params a record holds; the fleet's default (json) is for
+                # replies a plain Celery client must read
+                serializer="msgpack",
                 **options,
             )
         except (OperationalError, OSError) as exc:
