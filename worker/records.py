@@ -19,6 +19,7 @@ import redis
 
 from .errors import ConfigError, NotFound
 from .keys import Keys
+from .store import contracts as c
 from .store.redis import Scripts, as_bytes, as_text, translated
 
 STATUSES = ("queued", "running", "paused", "cancelled", "completed", "failed")
@@ -225,11 +226,12 @@ class Records:
             "concurrent": int(concurrent),
         }
         k = self.keys
-        args: list[Any] = [job_id, dispatch, "1" if enqueue else "0", self.grace_ms]
-        for name, value in fields.items():
-            args += [name, value]
-        created = self.scripts("create", [k.job(job_id), k.jobs, k.outbox, k.events(job_id)], args, job_id=job_id)
-        return bool(created)
+        call = c.Create(
+            job=k.job(job_id), jobs=k.jobs, outbox=k.outbox, events=k.events(job_id),
+            job_id=job_id, dispatch=dispatch, enqueue=enqueue, grace_ms=self.grace_ms,
+            fields=[item for pair in fields.items() for item in pair],
+        )
+        return bool(self.scripts(call, job_id=job_id))
 
     def get(self, job_id: str) -> JobRecord:
         with translated(job_id):
@@ -311,15 +313,14 @@ class Records:
     def claim(self, job_id: str, ext_id: str, owner: str, ttl: float, dispatch: int, wait: float) -> Claim:
         """Take the job for one run if its status, dispatch number and concurrency allow."""
         k = self.keys
-        reply = self.scripts(
-            "claim",
-            [
-                k.job(job_id), k.lease(job_id), k.active, k.outbox, k.ext_running(ext_id), k.ext_waiting(ext_id),
-                k.events(job_id), k.state(job_id),
-            ],
-            [owner, int(ttl * 1000), dispatch, ext_id, int(wait * 1000), job_id],
+        call = c.Claim(
+            job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
+            ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
+            state=k.state(job_id),
+            owner=owner, ttl_ms=int(ttl * 1000), dispatch=dispatch, ext_id=ext_id, wait_ms=int(wait * 1000),
             job_id=job_id,
         )
+        reply = self.scripts(call, job_id=job_id)
         what = as_text(reply[0])
         if what == "ok":
             flat = reply[4]
@@ -348,19 +349,25 @@ class Records:
     ) -> Finished:
         """Write the end of a run, fenced by ``token`` (LeaseLost when it no longer holds the lease)."""
         k = self.keys
-        reply = self.scripts(
-            "finish",
-            [
-                k.job(job_id), k.lease(job_id), k.active, k.outbox, k.ext_running(ext_id),
-                k.ext_waiting(ext_id), k.events(job_id), k.usage(ext_id, tenant), k.usage_index,
-            ],
-            [
-                token, kind, "" if result is None else to_json(result), error, int(delay * 1000),
-                self.max_stalls, int(fuel), repr(float(wall_seconds)), int(peak_memory),
-                f"{ext_id}|{tenant}", job_id, self.grace_ms, detail,
-            ],
+        call = c.Finish(
+            job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
+            ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
+            usage=k.usage(ext_id, tenant), usage_index=k.usage_index,
+            token=token,
+            kind=kind,
+            result="" if result is None else to_json(result),
+            error=error,
+            delay_ms=int(delay * 1000),
+            max_stalls=self.max_stalls,
+            fuel=int(fuel),
+            wall_seconds=repr(float(wall_seconds)),
+            peak_memory=int(peak_memory),
+            usage_member=f"{ext_id}|{tenant}",
             job_id=job_id,
+            grace_ms=self.grace_ms,
+            detail=detail,
         )
+        reply = self.scripts(call, job_id=job_id)
         return Finished(as_text(reply[0]), int(reply[1]), as_text(reply[2]) or None)
 
     def recover(self, job_id: str) -> Finished | None:
@@ -368,12 +375,12 @@ class Records:
         k = self.keys
         with translated(job_id):
             ext_id = as_text(self.client.hget(k.job(job_id), "ext_id") or b"")
-        reply = self.scripts(
-            "recover",
-            [k.job(job_id), k.lease(job_id), k.active, k.outbox, k.ext_running(ext_id), k.events(job_id)],
-            [self.max_stalls, job_id],
-            job_id=job_id,
+        call = c.Recover(
+            job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
+            ext_running=k.ext_running(ext_id), events=k.events(job_id),
+            max_stalls=self.max_stalls, job_id=job_id,
         )
+        reply = self.scripts(call, job_id=job_id)
         if not reply:
             return None
         return Finished(as_text(reply[0]), int(reply[1]))
@@ -383,12 +390,11 @@ class Records:
         k = self.keys
         with translated(job_id):
             ext_id = as_text(self.client.hget(k.job(job_id), "ext_id") or b"")
-        reply = self.scripts(
-            "control",
-            [k.job(job_id), k.outbox, k.events(job_id), k.ext_waiting(ext_id)],
-            [action, job_id, self.grace_ms],
-            job_id=job_id,
+        call = c.Control(
+            job=k.job(job_id), outbox=k.outbox, events=k.events(job_id), ext_waiting=k.ext_waiting(ext_id),
+            action=action, job_id=job_id, grace_ms=self.grace_ms,
         )
+        reply = self.scripts(call, job_id=job_id)
         return as_text(reply[0]), int(reply[1]), as_text(reply[2]) == "1"
 
     def active_ids(self) -> list[str]:
@@ -405,11 +411,12 @@ class Records:
     # the outbox: messages still to be sent -----------------------------------------------
 
     def outbox_take(self, max_entries: int = 100) -> list[str]:
-        reply = self.scripts("outbox_take", [self.keys.outbox], [self.grace_ms, max_entries])
+        reply = self.scripts(c.OutboxTake(outbox=self.keys.outbox, grace_ms=self.grace_ms, max_entries=max_entries))
         return [as_text(r) for r in reply]
 
     def outbox_ack(self, job_id: str, dispatch: int) -> None:
-        self.scripts("outbox_ack", [self.keys.outbox, self.keys.job(job_id)], [job_id, dispatch], job_id=job_id)
+        call = c.OutboxAck(outbox=self.keys.outbox, job=self.keys.job(job_id), job_id=job_id, dispatch=dispatch)
+        self.scripts(call, job_id=job_id)
 
     # usage ---------------------------------------------------------------------------
 

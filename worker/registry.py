@@ -20,6 +20,7 @@ import redis
 from .errors import ModuleError, NotFound
 from .keys import Keys
 from .manifest import Manifest
+from .store import contracts as c
 from .store.redis import Scripts, as_bytes, as_text, translated
 
 MAX_MODULE_BYTES = 64 * 1024 * 1024
@@ -78,17 +79,13 @@ class Registry:
         digest = digest_of(wasm)
         hex_digest = digest.split(":", 1)[1]
         k = self.keys
-        self.scripts(
-            "register",
-            [
-                k.ext_versions(manifest.id), k.ext_ids, k.module(hex_digest), k.module_meta(hex_digest),
-                k.ext_release(manifest.id, manifest.version),
-            ],
-            [
-                manifest.id, manifest.version, digest, wasm, json.dumps(manifest.to_dict()),
-                json.dumps(list(jobs)), len(wasm),
-            ],
+        call = c.Register(
+            versions=k.ext_versions(manifest.id), ext_ids=k.ext_ids, module=k.module(hex_digest),
+            module_meta=k.module_meta(hex_digest), release=k.ext_release(manifest.id, manifest.version),
+            id=manifest.id, version=manifest.version, digest=digest, module_bytes=wasm,
+            manifest_json=json.dumps(manifest.to_dict()), jobs_json=json.dumps(list(jobs)), size=len(wasm),
         )
+        self.scripts(call)
         return self.describe(manifest.id, manifest.version)
 
     def resolve(self, ref: str) -> ExtensionRef:

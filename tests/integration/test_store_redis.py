@@ -8,7 +8,7 @@ import pytest
 
 from wasmjob.errors import CheckpointTooLarge, LeaseHeld, LeaseLost, StoreUnavailable
 from wasmjob.store.base import CheckpointStore, LogLine, ProgressUpdate
-from wasmjob.store.redis import RedisStore, connect, redact
+from wasmjob.store.redis import RedisStore, connect, redact, translated
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -146,3 +146,16 @@ def test_an_unreachable_redis_during_a_checkpoint_is_store_unavailable() -> None
     with pytest.raises(StoreUnavailable, match="unreachable"):
         store.save_checkpoint("x", 1, b"state")
     assert store.client.connection_pool._in_use_connections == set()
+
+
+def test_a_script_called_by_position_fails_loudly_instead_of_misreading_its_arguments(redis_fleet) -> None:
+    store, job = redis_fleet.store, new_id()
+    token = store.acquire(job, "a", 5)
+    release = store.scripts._scripts["release"]
+    with pytest.raises(StoreUnavailable, match="CONTRACT"):
+        with translated(job):
+            release(keys=[store.keys.lease(job)], args=[token, job])  # the old positional ARGV
+    with pytest.raises(StoreUnavailable, match="CONTRACT"):
+        with translated(job):
+            release(keys=[store.keys.lease(job), "extra", "more"], args=[b"\x80"])
+    assert store.lease_holder(job) == (token, "a")

@@ -1,7 +1,7 @@
 """The checkpoint store of the fleet: job state in Redis, every write fenced by a Lua script.
 
 The Lua scripts live beside this module (``lua/*.lua``, with ``_lib.lua``
-prepended to each). A lease is a key ``"<token>|<owner>"`` with a TTL; a write
+prepended to each); what each takes, by name, is its dataclass in ``contracts.py``. A lease is a key ``"<token>|<owner>"`` with a TTL; a write
 is accepted only while its token is the one in that key, so a worker that was
 stopped past its TTL can never overwrite a newer checkpoint or finish a job twice.
 Redis errors become :class:`StoreUnavailable` / :class:`LeaseLost` here, at the edge.
@@ -30,23 +30,11 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..keys import Keys
+from . import contracts as c
 from .base import ProgressUpdate
 
 LUA_DIR = Path(__file__).with_name("lua")
-SCRIPT_NAMES = (
-    "acquire",
-    "renew",
-    "release",
-    "checkpoint",
-    "create",
-    "claim",
-    "finish",
-    "recover",
-    "control",
-    "outbox_take",
-    "outbox_ack",
-    "register",
-)
+SCRIPT_NAMES = tuple(contract.SCRIPT for contract in c.CONTRACTS)
 DEFAULT_MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024
 # How long staged checkpoint bytes live when their commit never runs (the worker died between the two).
 STAGING_TTL_MS = 60_000
@@ -127,9 +115,11 @@ class Scripts:
             for name in SCRIPT_NAMES
         }
 
-    def __call__(self, name: str, keys: Sequence[str], args: Sequence[Any], *, job_id: str | None = None) -> Any:
+    def __call__(self, call: c.Contract, *, job_id: str | None = None) -> Any:
+        """Run ``call``'s script with its keys and its arguments (one msgpack map)."""
+        keys, argv = call.encoded()
         with translated(job_id):
-            return self._scripts[name](keys=list(keys), args=list(args))
+            return self._scripts[call.SCRIPT](keys=keys, args=[argv])
 
     def sha(self, name: str) -> str:
         return str(self._scripts[name].sha)
@@ -197,15 +187,23 @@ class RedisStore:
 
     def acquire(self, job_id: str, owner: str, ttl: float) -> int:
         k = self.keys
-        return int(self.scripts("acquire", [k.job(job_id), k.lease(job_id)], [owner, _ms(ttl)], job_id=job_id))
+        call = c.Acquire(job=k.job(job_id), lease=k.lease(job_id), owner=owner, ttl_ms=_ms(ttl))
+        return int(self.scripts(call, job_id=job_id))
 
     def renew(self, job_id: str, token: int, ttl: float, *, ext_id: str | None = None) -> bool:
-        keys = [self.keys.lease(job_id)] + ([self.keys.ext_running(ext_id)] if ext_id else [])
-        return bool(self.scripts("renew", keys, [token, _ms(ttl), job_id], job_id=job_id))
+        k = self.keys
+        call = c.Renew(
+            lease=k.lease(job_id), ext_running=k.ext_running(ext_id) if ext_id else None,
+            token=token, ttl_ms=_ms(ttl), job_id=job_id,
+        )
+        return bool(self.scripts(call, job_id=job_id))
 
     def release(self, job_id: str, token: int, *, ext_id: str | None = None) -> None:
-        keys = [self.keys.lease(job_id)] + ([self.keys.ext_running(ext_id)] if ext_id else [])
-        self.scripts("release", keys, [token, job_id], job_id=job_id)
+        k = self.keys
+        call = c.Release(
+            lease=k.lease(job_id), ext_running=k.ext_running(ext_id) if ext_id else None, token=token, job_id=job_id
+        )
+        self.scripts(call, job_id=job_id)
 
     def lease_holder(self, job_id: str) -> tuple[int, str] | None:
         """The (token, owner) holding the job's lease now, or None."""
@@ -239,36 +237,35 @@ class RedisStore:
         """One fenced write. A checkpoint's bytes go by a plain SET to a staging key, sent in the
         same write as the script that commits them, so Lua never copies the state (one round trip)."""
         k = self.keys
-        logs = [
-            json.dumps({"ts": round(line.ts, 3), "level": line.level, "msg": line.message}) for line in update.logs
-        ]
-        args: list[Any] = [
-            token,
-            mode,
-            "",
-            self.max_checkpoint_bytes,
-            "" if update.progress is None else repr(float(update.progress)),
-            "0" if update.message is None else "1",
-            update.message or "",
-            int(update.items),
-            int(update.bytes),
-            LOG_LINES_KEPT,
-            WARNINGS_KEPT,
-            len(logs),
-            *logs,
-            *update.warnings,
-        ]
         staging = k.staging(job_id, token)
-        keys = [k.job(job_id), k.lease(job_id), k.state(job_id), k.logs(job_id), k.warnings(job_id), staging]
+        call = c.Checkpoint(
+            job=k.job(job_id), lease=k.lease(job_id), state=k.state(job_id), logs_key=k.logs(job_id),
+            warnings_key=k.warnings(job_id), staging=staging,
+            token=token,
+            mode=mode,
+            max_state_bytes=self.max_checkpoint_bytes,
+            progress="" if update.progress is None else repr(float(update.progress)),
+            has_message=update.message is not None,
+            message=update.message or "",
+            items_delta=int(update.items),
+            bytes_delta=int(update.bytes),
+            logs_kept=LOG_LINES_KEPT,
+            warnings_kept=WARNINGS_KEPT,
+            logs=[
+                json.dumps({"ts": round(line.ts, 3), "level": line.level, "msg": line.message}) for line in update.logs
+            ],
+            warnings=list(update.warnings),
+        )
         if mode != "state":
-            self.scripts("checkpoint", keys, args, job_id=job_id)
+            self.scripts(call, job_id=job_id)
             return
+        keys, argv = call.encoded()
         with translated(job_id):
             for _ in range(2):
                 stored, committed = send_pair(
                     self.client,
                     ("SET", staging, state, "PX", STAGING_TTL_MS),
-                    ("EVALSHA", self.scripts.sha("checkpoint"), len(keys), *keys, *args),
+                    ("EVALSHA", self.scripts.sha("checkpoint"), len(keys), *keys, argv),
                 )
                 if isinstance(stored, Exception):
                     raise stored

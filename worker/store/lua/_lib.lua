@@ -1,5 +1,23 @@
 -- Prepended to every wasmjob script: lease parsing, fencing, time and events.
 -- Keys are always passed in from Python (worker/keys.py); scripts never build them.
+-- Each script's contract is a dataclass in worker/store/contracts.py: its Key fields are KEYS, in
+-- order, named here with named_keys(...); the rest is one msgpack map in ARGV[1], read by args().
+
+-- KEYS by name: named_keys('job', 'lease') is {job = KEYS[1], lease = KEYS[2]}.
+local function named_keys(...)
+  local names, named = {...}, {}
+  if #KEYS > #names then
+    error(redis.error_reply('CONTRACT ' .. #KEYS .. ' keys passed, the script names ' .. #names))
+  end
+  for i = 1, #names do named[names[i]] = KEYS[i] end
+  return named
+end
+
+-- The script's arguments by name: the one msgpack map the caller passed as ARGV[1].
+local function args()
+  if #ARGV ~= 1 then error(redis.error_reply('CONTRACT expected one msgpack map of arguments, got ' .. #ARGV)) end
+  return cmsgpack.unpack(ARGV[1])
+end
 
 local function now_ms()
   local t = redis.call('TIME')

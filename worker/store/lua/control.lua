@@ -1,8 +1,9 @@
 -- pause / resume / cancel, from any client. A running job is told through its `control` field
 -- (its worker's watcher polls it); a queued or paused one changes status right here.
--- KEYS: job, outbox, events, ext_waiting    ARGV: action, job_id, grace_ms
 -- Returns {status, dispatch, send ('1' when a message must be sent now)}
-local job, action, job_id = KEYS[1], ARGV[1], ARGV[2]
+local K = named_keys('job', 'outbox', 'events', 'ext_waiting')
+local A = args()
+local job, action, job_id = K.job, A.action, A.job_id
 if redis.call('EXISTS', job) == 0 then return redis.error_reply('NOT_FOUND') end
 local status = redis.call('HGET', job, 'status')
 local dispatch = hget_num(job, 'dispatch')
@@ -13,36 +14,36 @@ if terminal then
   return redis.error_reply('INVALID job is ' .. status .. '; cannot ' .. action)
 end
 local function stop(new_status)
-  redis.call('ZREM', KEYS[2], job_id)
-  redis.call('ZREM', KEYS[4], job_id)
+  redis.call('ZREM', K.outbox, job_id)
+  redis.call('ZREM', K.ext_waiting, job_id)
   redis.call('HSET', job, 'status', new_status, 'control', '', 'updated_at', now)
   if new_status == 'cancelled' then redis.call('HSET', job, 'finished_at', now) end
-  event(KEYS[3], now, new_status, {by = 'client'})
+  event(K.events, now, new_status, {by = 'client'})
 end
 if action == 'pause' then
   if status == 'queued' then stop('paused') ; return {'paused', dispatch, '0'} end
   if status == 'running' then
     redis.call('HSET', job, 'control', 'pause', 'updated_at', now)
-    event(KEYS[3], now, 'pause-requested', {})
+    event(K.events, now, 'pause-requested', {})
   end
   return {status, dispatch, '0'}
 elseif action == 'cancel' then
   if status == 'queued' or status == 'paused' then stop('cancelled') ; return {'cancelled', dispatch, '0'} end
   redis.call('HSET', job, 'control', 'cancel', 'updated_at', now)
-  event(KEYS[3], now, 'cancel-requested', {})
+  event(K.events, now, 'cancel-requested', {})
   return {status, dispatch, '0'}
 elseif action == 'resume' then
   if status == 'paused' then
     dispatch = redis.call('HINCRBY', job, 'dispatch', 1)
     redis.call('HSET', job, 'status', 'queued', 'control', '', 'queued_at', now, 'updated_at', now,
       'stalls', 0)
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), job_id)
-    event(KEYS[3], now, 'resumed', {dispatch = dispatch})
+    redis.call('ZADD', K.outbox, now + A.grace_ms, job_id)
+    event(K.events, now, 'resumed', {dispatch = dispatch})
     return {'queued', dispatch, '1'}
   end
   if status == 'running' and redis.call('HGET', job, 'control') == 'pause' then
     redis.call('HSET', job, 'control', '', 'updated_at', now)
-    event(KEYS[3], now, 'pause-withdrawn', {})
+    event(K.events, now, 'pause-withdrawn', {})
   end
   return {status, dispatch, '0'}
 end

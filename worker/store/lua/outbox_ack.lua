@@ -1,6 +1,7 @@
--- A message for dispatch `d` was published: drop the outbox entry unless a newer one replaced it.
--- KEYS: outbox, job    ARGV: job_id, dispatch
-if tostring(hget_num(KEYS[2], 'dispatch')) == ARGV[2] then
-  return redis.call('ZREM', KEYS[1], ARGV[1])
+-- A message for dispatch `A.dispatch` was published: drop the outbox entry unless a newer one replaced it.
+local K = named_keys('outbox', 'job')
+local A = args()
+if hget_num(K.job, 'dispatch') == A.dispatch then
+  return redis.call('ZREM', K.outbox, A.job_id)
 end
 return 0

@@ -1,11 +1,12 @@
 -- Recovery sweep, one job: a running job whose lease expired goes back to the queue from its
 -- last checkpoint (or fails when it stopped making progress across attempts).
--- KEYS: job, lease, active, outbox, ext_running, events    ARGV: max_stalls, job_id
 -- Returns {status, dispatch} or 0 when there is nothing to recover.
-local job, job_id = KEYS[1], ARGV[2]
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'events')
+local A = args()
+local job, job_id = K.job, A.job_id
+if redis.call('EXISTS', K.lease) == 1 then return 0 end
 if redis.call('HGET', job, 'status') ~= 'running' then
-  redis.call('SREM', KEYS[3], job_id)
+  redis.call('SREM', K.active, job_id)
   return 0
 end
 local now = now_ms()
@@ -14,14 +15,14 @@ local checkpoints = hget_num(job, 'checkpoints')
 local progressed = checkpoints > hget_num(job, 'ckpt_at_claim')
 local stalls = 0
 if not progressed then stalls = hget_num(job, 'stalls') + 1 end
-redis.call('SREM', KEYS[3], job_id)
-redis.call('ZREM', KEYS[5], job_id)
+redis.call('SREM', K.active, job_id)
+redis.call('ZREM', K.ext_running, job_id)
 redis.call('HDEL', job, 'worker')
 local control = redis.call('HGET', job, 'control') or ''
 local status
 if control == 'cancel' then
   status = 'cancelled'
-elseif stalls >= tonumber(ARGV[1]) then
+elseif stalls >= A.max_stalls then
   status = 'failed'
   redis.call('HSET', job, 'error', 'no progress across ' .. stalls ..
     ' attempts (no new checkpoint); last: worker ' .. worker .. ' lost')
@@ -38,9 +39,9 @@ if status == 'queued' then
   dispatch = redis.call('HINCRBY', job, 'dispatch', 1)
   redis.call('HSET', job, 'queued_at', now, 'progress', redis.call('HGET', job, 'ckpt_progress') or '0',
     'message', 'worker ' .. worker .. ' lost; resuming from checkpoint ' .. checkpoints)
-  redis.call('ZADD', KEYS[4], now, job_id)
+  redis.call('ZADD', K.outbox, now, job_id)
 else
   redis.call('HSET', job, 'finished_at', now)
 end
-event(KEYS[6], now, 'lost', {worker = worker, next = status, from_checkpoint = checkpoints})
+event(K.events, now, 'lost', {worker = worker, next = status, from_checkpoint = checkpoints})
 return {status, dispatch}

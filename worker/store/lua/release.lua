@@ -1,7 +1,8 @@
--- Give a lease up if `token` still holds it, freeing the job's concurrency slot.
--- KEYS: lease, [ext_running]    ARGV: token, job_id
-local tok = lease_of(KEYS[1])
-if tok == nil or tok ~= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1])
-if KEYS[2] then redis.call('ZREM', KEYS[2], ARGV[2]) end
+-- Give a lease up if `token` still holds it, freeing the job's concurrency slot (when given).
+local K = named_keys('lease', 'ext_running')
+local A = args()
+local tok = lease_of(K.lease)
+if tok == nil or tok ~= A.token then return 0 end
+redis.call('DEL', K.lease)
+if K.ext_running then redis.call('ZREM', K.ext_running, A.job_id) end
 return 1

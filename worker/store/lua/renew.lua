@@ -1,7 +1,8 @@
--- Extend a lease if `token` still holds it; also refresh the job's concurrency slot.
--- KEYS: lease, [ext_running]    ARGV: token, ttl_ms, job_id
-local tok = lease_of(KEYS[1])
-if tok == nil or tok ~= tonumber(ARGV[1]) then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if KEYS[2] then redis.call('ZADD', KEYS[2], 'XX', now_ms() + tonumber(ARGV[2]), ARGV[3]) end
+-- Extend a lease if `token` still holds it; also refresh the job's concurrency slot (when given).
+local K = named_keys('lease', 'ext_running')
+local A = args()
+local tok = lease_of(K.lease)
+if tok == nil or tok ~= A.token then return 0 end
+redis.call('PEXPIRE', K.lease, A.ttl_ms)
+if K.ext_running then redis.call('ZADD', K.ext_running, 'XX', now_ms() + A.ttl_ms, A.job_id) end
 return 1
