@@ -100,3 +100,7 @@ class JobFailed(WasmJobError):
 
 class JobTimeout(WasmJobError, TimeoutError):
     """Waiting for a job took longer than the caller allowed; the job itself goes on."""
+
+
+class SnapshotError(ModuleError):
+    """A module cannot be instrumented for snapshots, or a snapshot cannot be taken or restored."""

@@ -36,6 +36,7 @@ from .store.base import CheckpointStore, LogLine, ProgressUpdate
 
 if TYPE_CHECKING:
     from .ops import OpContext, Operations
+    from .snapshot.driver import Unwinder
 
 FLUSH_INTERVAL = 0.25
 MAX_LINE = 4096
@@ -139,6 +140,7 @@ class HostState:
         self.host_error: str | None = None
         self.host_calls = 0
         self.slice_deadline = math.inf
+        self.unwinder: Unwinder | None = None  # set for extensions in snapshot mode
         self.lease_lost = False
         self.store_error: str | None = None
         self.store_error_transient = False
@@ -154,6 +156,7 @@ class HostState:
         self.warnings: list[str] = []
         self.pending = ProgressUpdate()
         self._last_flush = time.monotonic()
+        self._pending_out: ProgressUpdate | None = None
         self._wasm_store: wasmtime.Store | None = None
         self._memory: wasmtime.Memory | None = None
         self._alloc: wasmtime.Func | None = None
@@ -246,6 +249,24 @@ class HostState:
             return 0
         return int(ffi.wasmtime_memory_data_size(self._wasm_store._context(), ctypes.byref(self._memory._memory)))
 
+    def write_at(self, ptr: int, data: bytes) -> None:
+        """Copy ``data`` into guest memory at ``ptr`` after a bounds check (host-owned ranges only)."""
+        self.check_range(ptr, len(data), "the host")
+        ctypes.memmove(self._mem_base + (ptr & _MASK32), data, len(data))
+
+    def memory_bytes(self) -> bytes:
+        """A copy of the whole linear memory (for snapshots)."""
+        base, size = self._base_and_size()
+        return ctypes.string_at(base, size) if base and size else b""
+
+    def replace_memory(self, data: bytes) -> None:
+        """Overwrite linear memory with ``data`` and zero the rest (memory was grown to fit first)."""
+        base, size = self._base_and_size()
+        if len(data) > size:
+            raise HostAbort(f"cannot restore {len(data)} bytes into a memory of {size}", job_id=self.job_id)
+        ctypes.memmove(base, data, len(data))
+        ctypes.memset(base + len(data), 0, size - len(data))
+
     # the imports -------------------------------------------------------------
 
     def spacedrive_log(self, level: int, ptr: int, length: int) -> None:
@@ -269,6 +290,9 @@ class HostState:
     def job_report_progress(self, job_ptr: int, progress: float, msg_ptr: int, msg_len: int) -> None:
         # Spacedrive-style jobs call this on every step: the checks, read_text and
         # _maybe_flush are inlined (same results, about half the cost).
+        unwinder = self.unwinder
+        if unwinder is not None and unwinder.at_progress():
+            return  # the end of a rewind: this report was made before the snapshot
         msg_ptr &= _MASK32
         msg_len &= _MASK32
         size = self._mem_size
@@ -290,6 +314,8 @@ class HostState:
         self.message = pending.message = message
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
             self.flush()
+        if unwinder is not None:
+            unwinder.after_progress()
 
     def job_checkpoint(self, job_ptr: int, state_ptr: int, state_len: int) -> int:
         self.check_range(job_ptr, 16, "job_checkpoint")
@@ -325,6 +351,8 @@ class HostState:
     def job_check_interrupt(self, job_ptr: int) -> int:
         if job_ptr & _MASK32 > self._mem_size - 16:
             self.check_range(job_ptr, 16, "job_check_interrupt")
+        if self.unwinder is not None:
+            return self.unwinder.at_check()
         flag = self.interrupts
         if flag.reason is not None:
             return 1
@@ -404,6 +432,27 @@ class HostState:
         if text not in self.warnings:
             self.warnings.append(text)
             self.pending.warnings.append(text)
+
+    def take_pending(self) -> ProgressUpdate:
+        """The progress not yet written, handed to a snapshot that writes it along."""
+        update, self.pending = self.pending, ProgressUpdate()
+        self._pending_out = update
+        return update
+
+    def snapshot_saved(self) -> None:
+        self._last_flush = time.monotonic()
+        self._pending_out = None
+
+    def snapshot_failed(self, reason: str) -> None:
+        """A snapshot was not written: keep its progress for the next write and warn once."""
+        if self._pending_out is not None:
+            self._merge_back(self._pending_out)
+            self._pending_out = None
+        self._warn_once(f"snapshot not saved: {reason}")
+
+    def lose_lease(self) -> None:
+        """Another run took the job over: stop writing and ask the guest to stop."""
+        self._lose_lease()
 
     def _lose_lease(self) -> None:
         self.lease_lost = True

@@ -18,7 +18,9 @@ class Limits:
 
     ``timeout_seconds`` is the hard wall-clock limit of one run (an epoch deadline);
     ``slice_seconds`` is the soft one: when it passes, ``job_check_interrupt`` asks
-    the job to checkpoint and stop so it can continue later.
+    the job to checkpoint and stop so it can continue later. ``snapshot_seconds`` is
+    how often (in seconds of run time) a job in snapshot mode is snapshotted while it
+    runs, which bounds the work a crash can lose (None = only when it is stopped).
     """
 
     max_memory_mb: int = 64
@@ -29,6 +31,7 @@ class Limits:
     max_log_bytes: int = 64 * 1024
     max_warnings: int = 100
     max_stack_bytes: int = 512 * 1024
+    snapshot_seconds: float | None = None
 
     def merged(self, **overrides: Any) -> Limits:
         """A copy with every non-None override applied."""
@@ -142,6 +145,7 @@ class Outcome:
     infrastructure: bool = False
     logs: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    snapshots: Any = None  # SnapshotStats of a run in snapshot mode
 
     @property
     def ok(self) -> bool:

@@ -9,6 +9,9 @@ Jobs
   {p}:job:{id}:state:staging:{token}
                                string  a checkpoint's bytes on their way in (plain SET with a TTL);
                                        the fenced commit script RENAMEs it onto :state or DELs it
+  {p}:job:{id}:state:base:{slot}
+                               string  snapshot mode: a full snapshot (slots a and b, alternating) that the
+                                       delta in :state builds on; written by the same fenced commit script
   {p}:job:{id}:lease           string  "<token>|<owner>", expires after the lease TTL
   {p}:job:{id}:logs            list    JSON log lines, trimmed to the newest N
   {p}:job:{id}:warnings        list    warning texts, trimmed to the newest N
@@ -57,6 +60,9 @@ class Keys:
 
     def staging(self, job_id: str, token: int) -> str:
         return f"{self.prefix}:job:{job_id}:state:staging:{token}"
+
+    def snapshot_base(self, job_id: str, slot: str) -> str:
+        return f"{self.prefix}:job:{job_id}:state:base:{slot}"
 
     def lease(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:lease"

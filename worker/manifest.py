@@ -17,6 +17,8 @@ from .errors import ManifestError
 from .job import Limits
 
 MANIFEST_NAME = "manifest.json"
+DURABILITY_MODES = ("checkpoint", "snapshot")
+"""How a job survives a stop: its own ``job_checkpoint`` calls, or transparent snapshots of the guest."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Manifest:
     state_encoding: Encoding = "json"
     limits: Limits = field(default_factory=Limits)
     wasi: bool = False
+    durability: str = "checkpoint"
 
     @classmethod
     def default(cls, name: str) -> Manifest:
@@ -92,6 +95,11 @@ class Manifest:
             encoding = check_encoding(extra.get("state_encoding", "json"))
         except ManifestError as exc:
             raise ManifestError(f"{source}: wasmjob.state_encoding: {exc.reason}") from None
+        durability = extra.get("durability", "checkpoint")
+        if durability not in DURABILITY_MODES:
+            raise ManifestError(
+                f"{source}: field 'wasmjob.durability' must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}"
+            )
         limits = Limits(max_memory_mb=max_memory)
         limits = limits.merged(
             fuel=_opt_int(limits_raw.get("fuel"), "wasmjob.limits.fuel", source),
@@ -114,6 +122,7 @@ class Manifest:
             state_encoding=encoding,
             limits=limits,
             wasi=bool(extra.get("wasi", False)),
+            durability=durability,
         )
 
     @classmethod
@@ -154,6 +163,7 @@ class Manifest:
                     "max_log_bytes": self.limits.max_log_bytes,
                 },
                 "wasi": self.wasi,
+                "durability": self.durability,
             },
         }
         if self.homepage:

@@ -30,6 +30,10 @@ from .job import MiB, InterruptFlag, JobSpec, Limits, Outcome, Status, Usage
 from .linking import make_linker
 from .manifest import Manifest
 from .ops import OpContext, Operations, default_operations
+from .snapshot import run as snapshot_run
+from .snapshot.image import Image, is_snapshot
+from .snapshot.instrument import InstrumentCache
+from .snapshot.storage import SnapshotStore
 from .store.base import CheckpointStore
 from .traps import explain
 
@@ -67,10 +71,15 @@ class Extension:
     shape: abi.ModuleShape
     pre: wasmtime.InstancePre = field(repr=False, compare=False)
     metered: bool = True
+    instrumented_digest: str = ""  # snapshot mode: the digest of the asyncify-instrumented bytes that run
 
     @property
     def id(self) -> str:
         return self.manifest.id
+
+    @property
+    def snapshot_mode(self) -> bool:
+        return self.manifest.durability == "snapshot"
 
     def describe(self) -> dict[str, Any]:
         """What ``wasmjob inspect`` prints."""
@@ -84,6 +93,8 @@ class Extension:
             "jobs": [{"name": j.name, "export": j.export, "resumable": j.resumable} for j in self.jobs.values()],
             "imports": list(self.shape.imports),
             "state_encoding": m.state_encoding,
+            "durability": m.durability,
+            **({"instrumented_digest": self.instrumented_digest} if self.instrumented_digest else {}),
             "permissions": m.to_dict()["permissions"],
             "limits": m.to_dict()["wasmjob"]["limits"] | {"max_memory_mb": m.limits.max_memory_mb},
         }
@@ -121,6 +132,8 @@ class Runtime:
         self._sandboxes = {True: metered}
         self.engine, self.cache = metered.engine, metered.cache
         self.ticker = EpochTicker(self.engine)
+        cache_dir = self.config.cache_dir
+        self.instrumenter = InstrumentCache(cache_dir.parent / "instrumented" if cache_dir is not None else None)
         self._extensions: OrderedDict[Hashable, Extension] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -145,11 +158,19 @@ class Runtime:
     # loading -----------------------------------------------------------------
 
     def load(
-        self, wasm: bytes, manifest: Manifest | None = None, *, digest: str | None = None, metered: bool = True
+        self,
+        wasm: bytes,
+        manifest: Manifest | None = None,
+        *,
+        digest: str | None = None,
+        metered: bool = True,
+        instrumented: bytes | None = None,
     ) -> Extension:
         """Compile (cached), validate against the ABI and collect the module's jobs.
 
         ``metered=False`` loads it on the engine without fuel: its runs cannot have a fuel budget.
+        In snapshot mode the module that runs is the instrumented one: ``instrumented``
+        when the caller has it (the fleet's registry), else made here once and cached.
         """
         digest = digest or digest_of(wasm)
         manifest = manifest or Manifest.default("extension")
@@ -160,14 +181,18 @@ class Runtime:
                 self._extensions.move_to_end(key)
                 return cached
         box = self.sandbox(metered)
-        module = box.cache.get(wasm, digest)
+        code, code_digest, instrumented_digest = wasm, digest, ""
+        if manifest.durability == "snapshot":
+            code = instrumented if instrumented is not None else self.instrumenter.get(wasm, digest)
+            code_digest = instrumented_digest = digest_of(code)
+        module = box.cache.get(code, code_digest)
         shape = abi.check_module(module, allow_wasi=manifest.wasi)
         try:
             pre = self._linker(box, shape.wasi).instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:
             raise ModuleError(f"cannot link module: {str(exc).strip().splitlines()[0]}") from exc
         registered = self._discover_jobs(pre, shape, manifest, box)
-        ext = Extension(digest, manifest, len(wasm), registered, shape, pre, metered)
+        ext = Extension(digest, manifest, len(wasm), registered, shape, pre, metered, instrumented_digest)
         with self._lock:
             self._extensions[key] = ext
             while len(self._extensions) > self.config.memory_cache_entries:
@@ -235,6 +260,19 @@ class Runtime:
             state = store.load_checkpoint(spec.job_id) if store is not None else None
         except StoreUnavailable as exc:
             return Outcome(spec.job_id, Status.FAILED, reason=exc.reason, failure="store", infrastructure=True)
+        snapshots = SnapshotStore(store, spec.job_id, token, limits.max_checkpoint_bytes) if (
+            ext.snapshot_mode and store is not None
+        ) else None
+        image: Image | None = None
+        if snapshots is not None and is_snapshot(state):
+            assert state is not None
+            try:
+                image = snapshots.load(state)
+            except StoreUnavailable as exc:
+                return Outcome(spec.job_id, Status.FAILED, reason=exc.reason, failure="store", infrastructure=True)
+            except WasmJobError as exc:
+                return Outcome(spec.job_id, Status.FAILED, reason=exc.reason, failure="snapshot")
+            state = None
         resumed = state is not None
         if state is None:
             state = encode(spec.params, ext.manifest.state_encoding)
@@ -253,7 +291,13 @@ class Runtime:
                 self._init(host, wasm_store, instance)
                 if limits.slice_seconds:
                     host.slice_deadline = started + limits.slice_seconds
-                code = self._execute(host, wasm_store, instance, job, spec, state)
+                if ext.snapshot_mode:
+                    args = None if image is not None else self._arguments(host, spec, state)
+                    code = snapshot_run.execute(
+                        host, wasm_store, instance, job.export, args, image, snapshots, limits.snapshot_seconds
+                    )
+                else:
+                    code = self._execute(host, wasm_store, instance, job, spec, state)
             except (wasmtime.Trap, wasmtime.WasmtimeError, WasmJobError) as exc:
                 error = exc
             finally:
@@ -266,7 +310,9 @@ class Runtime:
             peak_memory_bytes=host.peak_memory(),
             host_calls=host.host_calls,
         )
-        return self._outcome(ext, spec, host, code, error, usage, limits, fuel_budget)
+        outcome = self._outcome(ext, spec, host, code, error, usage, limits, fuel_budget)
+        outcome.snapshots = snapshots.stats if snapshots is not None else None
+        return outcome
 
     def _host(
         self,
@@ -348,10 +394,15 @@ class Runtime:
         func = exports.get(job.export)
         if not isinstance(func, wasmtime.Func):
             raise ModuleError(f"job {job.name!r} names export {job.export!r}, which the module does not export")
+        return call_i32(store, func, *Runtime._arguments(host, spec, state))
+
+    @staticmethod
+    def _arguments(host: HostState, spec: JobSpec, state: bytes) -> tuple[int, int, int, int]:
+        """Write ctx and state into guest memory: the job export's four arguments."""
         ctx = abi.context_json(spec.job_id, spec.library_id)
         ctx_ptr = host.write_alloc(ctx, "the job context")
         state_ptr = host.write_alloc(state, "the job state") if state else 0
-        return call_i32(store, func, ctx_ptr, len(ctx), state_ptr, len(state))
+        return ctx_ptr, len(ctx), state_ptr, len(state)
 
     @staticmethod
     def _cleanup(store: wasmtime.Store, instance: wasmtime.Instance | None) -> None:

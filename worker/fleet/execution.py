@@ -293,6 +293,12 @@ class PrefetchedStore:
     def record_progress(self, job_id: str, token: int, update: ProgressUpdate) -> None:
         self.store.record_progress(job_id, token, update)
 
+    def save_snapshot_base(self, job_id: str, token: int, slot: str, data: bytes) -> None:
+        self.store.save_snapshot_base(job_id, token, slot, data)
+
+    def load_snapshot_base(self, job_id: str, slot: str) -> bytes | None:
+        return self.store.load_snapshot_base(job_id, slot)
+
     def kv_get(self, namespace: str, key: str) -> str | None:
         return self.store.kv_get(namespace, key)
 

@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS logs (
 );
 CREATE INDEX IF NOT EXISTS logs_job ON logs (job_id);
 CREATE TABLE IF NOT EXISTS warnings (job_id TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot_bases (
+    job_id TEXT NOT NULL, slot TEXT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (job_id, slot)
+);
 CREATE TABLE IF NOT EXISTS kv (
     namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (namespace, key)
@@ -134,6 +138,23 @@ class LocalStore:
             if update is not None:
                 self._apply(db, job_id, update)
 
+    def save_snapshot_base(self, job_id: str, token: int, slot: str, data: bytes) -> None:
+        """A full snapshot into base slot ``slot`` (snapshot mode), fenced like a checkpoint."""
+        with self._tx() as db:
+            self._fenced(db, job_id, token)
+            db.execute(
+                "INSERT INTO snapshot_bases (job_id, slot, data) VALUES (?, ?, ?)"
+                " ON CONFLICT (job_id, slot) DO UPDATE SET data = excluded.data",
+                (job_id, slot, data),
+            )
+
+    def load_snapshot_base(self, job_id: str, slot: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM snapshot_bases WHERE job_id = ? AND slot = ?", (job_id, slot)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
     def record_progress(self, job_id: str, token: int, update: ProgressUpdate) -> None:
         with self._tx() as db:
             self._fenced(db, job_id, token)
@@ -215,5 +236,5 @@ class LocalStore:
     def forget(self, job_id: str) -> None:
         """Drop a job's checkpoint and history so the next run starts fresh."""
         with self._tx() as db:
-            for table in ("jobs", "logs", "warnings"):
+            for table in ("jobs", "logs", "warnings", "snapshot_bases"):
                 db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))

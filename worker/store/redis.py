@@ -233,13 +233,29 @@ class RedisStore:
     def record_progress(self, job_id: str, token: int, update: ProgressUpdate) -> None:
         self._write(job_id, token, "progress", b"", update)
 
-    def _write(self, job_id: str, token: int, mode: str, state: bytes, update: ProgressUpdate) -> None:
+    def save_snapshot_base(self, job_id: str, token: int, slot: str, data: bytes) -> None:
+        """A full snapshot into base slot ``slot``, through the checkpoint's fenced commit and size cap."""
+        if len(data) > self.max_checkpoint_bytes:
+            raise CheckpointTooLarge(
+                f"snapshot of {len(data)} bytes exceeds the store's {self.max_checkpoint_bytes}", job_id=job_id
+            )
+        self._write(job_id, token, "state", data, ProgressUpdate(), target=self.keys.snapshot_base(job_id, slot))
+
+    def load_snapshot_base(self, job_id: str, slot: str) -> bytes | None:
+        with translated(job_id):
+            data = self.client.get(self.keys.snapshot_base(job_id, slot))
+        return None if data is None else as_bytes(data)
+
+    def _write(
+        self, job_id: str, token: int, mode: str, state: bytes, update: ProgressUpdate, *, target: str | None = None
+    ) -> None:
         """One fenced write. A checkpoint's bytes go by a plain SET to a staging key, sent in the
-        same write as the script that commits them, so Lua never copies the state (one round trip)."""
+        same write as the script that commits them, so Lua never copies the state (one round trip).
+        ``target`` commits them to another key than the job's state (a snapshot's base slot)."""
         k = self.keys
         staging = k.staging(job_id, token)
         call = c.Checkpoint(
-            job=k.job(job_id), lease=k.lease(job_id), state=k.state(job_id), logs_key=k.logs(job_id),
+            job=k.job(job_id), lease=k.lease(job_id), state=target or k.state(job_id), logs_key=k.logs(job_id),
             warnings_key=k.warnings(job_id), staging=staging,
             token=token,
             mode=mode,

@@ -1,0 +1,1 @@
+"""Transparent snapshots: asyncify-instrumented modules whose whole guest state is saved and restored."""
