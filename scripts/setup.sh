@@ -20,6 +20,18 @@ if ! command -v redis-server >/dev/null 2>&1; then
     fi
 fi
 
+# binaryen's wasm-opt instruments extensions in snapshot mode (transparent snapshots).
+if ! command -v wasm-opt >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing binaryen" >&2
+        { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binaryen >/dev/null 2>&1 \
+          || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binaryen >/dev/null; }; } \
+          || echo "setup: binaryen could not be installed: snapshot mode will be unavailable" >&2
+    else
+        echo "setup: wasm-opt is missing: snapshot mode needs it (e.g. sudo apt-get install binaryen)" >&2
+    fi
+fi
+
 stamp=.venv/.wasmjob-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: creating .venv and installing wasmjob (log: .venv/setup.log)" >&2
