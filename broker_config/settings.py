@@ -34,6 +34,8 @@ ENV = {
     "WASMJOB_CACHE_DIR": "cache_dir",
     "WASMJOB_OPERATIONS": "operations",
     "WASMJOB_FUEL_BILLING": "fuel_billing",
+    "WASMJOB_REGISTRATION": "registration",
+    "WASMJOB_TENANT_SECRET": "tenant_secret",
 }
 
 
@@ -52,6 +54,9 @@ class Settings:
     host operations for ``spacedrive_call`` when a worker process starts.
     ``fuel_billing``: meter every run with fuel (else only runs with a fuel budget are
     metered, the rest run on the faster engine without fuel and bill CPU seconds).
+    ``registration``: ``open`` (any publisher key claims an unowned extension id) or
+    ``closed`` (only keys the operator registered). ``tenant_secret``: when set, a job
+    runs for a tenant only with that tenant's token (``wasmjob tenants token``).
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -71,6 +76,8 @@ class Settings:
     cache_dir: str | None = None
     operations: str = ""
     fuel_billing: bool = False
+    registration: str = "open"
+    tenant_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -98,6 +105,10 @@ class Settings:
                 f"WASMJOB_RUN_TIMEOUT ({self.run_timeout:g}s) must stay below 90% of the visibility timeout"
                 f" ({self.visibility_timeout:g}s), or Celery would redeliver running jobs"
             )
+        if self.registration not in ("open", "closed"):
+            raise ConfigError("WASMJOB_REGISTRATION must be open or closed")
+        if self.tenant_secret is not None and len(self.tenant_secret) < 16:
+            raise ConfigError("WASMJOB_TENANT_SECRET must be at least 16 characters")
         if self.max_stalls < 1:
             raise ConfigError("WASMJOB_MAX_STALLS must be at least 1")
         return self

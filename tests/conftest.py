@@ -23,6 +23,14 @@ SWEEP_INTERVAL = 0.5
 PASSWORD = "test-pass-1"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests publish with a key of their own, never the user's (subprocesses inherit it)."""
+    import tempfile
+
+    if "WASMJOB_PUBLISHER_KEY" not in os.environ:
+        os.environ["WASMJOB_PUBLISHER_KEY"] = str(Path(tempfile.mkdtemp(prefix="wasmjob-keys-")) / "publisher.pem")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration/" in str(item.fspath).replace("\\", "/"):

@@ -96,10 +96,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     ext_sub = p.add_subparsers(dest="ext_command", required=True)
     q = ext_sub.add_parser("add", parents=[common], help="validate and upload modules (directories or .wasm files)")
     q.add_argument("paths", nargs="+")
+    q.add_argument("--key", help="publisher key to sign with (default: $WASMJOB_PUBLISHER_KEY or your config directory)")
     q.set_defaults(func=cmd_extensions_add)
     q = ext_sub.add_parser("list", parents=[common], help="registered extensions: id, versions, jobs, digests")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_extensions_list)
+
+    from .cli_publishers import add_commands as add_identity_commands
+
+    add_identity_commands(sub, common)
 
 
 # processes -----------------------------------------------------------------------------
@@ -304,9 +309,15 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_extensions_add(args: argparse.Namespace) -> int:
+    from .publishers import load_or_create
+
     client = _client(args)
+    key = load_or_create(args.key)
+    if key.created:
+        print(f"created publisher key {key.path} ({key.id}): keep it; later versions must be signed with it",
+              file=sys.stderr)
     for path in args.paths:
-        ref = client.add_extension(path)
+        ref = client.add_extension(path, key=key)
         print(f"{ref}  {ref.digest}  jobs: {', '.join(ref.jobs)}")
     return 0
 

@@ -13,6 +13,7 @@ Importing this module starts nothing and connects nowhere; the first call does.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,12 +22,25 @@ from typing import Any
 
 from wasmjob.broker_config import Settings
 
-from .errors import ConfigError, InvalidTransition, JobFailed, JobTimeout, StoreUnavailable, UnknownJob
+from .errors import (
+    ConfigError,
+    InvalidTransition,
+    JobFailed,
+    JobTimeout,
+    NotFound,
+    PermissionDenied,
+    PublishRefused,
+    StoreUnavailable,
+    UnknownJob,
+)
 from .manifest import MANIFEST_NAME, Manifest, find_manifest
+from .publishers import PublisherKey, Signature, load_or_create
 from .records import STATUSES, JobRecord, Page, UsageRow
 from .registry import ExtensionRef
+from .tenants import TOKEN_ENV, proof_of
 
 ProgressHandler = Callable[[JobRecord], None]
+PUBLISH_TIMEOUT = 120.0
 
 
 class Client:
@@ -62,8 +76,12 @@ class Client:
 
     # extensions ----------------------------------------------------------------------
 
-    def add_extension(self, path: str | Path) -> ExtensionRef:
-        """Validate and upload a module: a directory with manifest.json, or a .wasm file."""
+    def add_extension(self, path: str | Path, *, key: PublisherKey | str | Path | None = None) -> ExtensionRef:
+        """Validate, sign and upload a module: a directory with manifest.json, or a .wasm file.
+
+        ``key`` is the publisher key (a PublisherKey or a PEM file); by default the one at
+        ``WASMJOB_PUBLISHER_KEY`` or in the user's config directory, made on first use.
+        """
         p = Path(path)
         if p.is_dir():
             manifest = Manifest.from_file(p / MANIFEST_NAME)
@@ -74,18 +92,43 @@ class Client:
             wasm = p.read_bytes()
         except OSError as exc:
             raise ConfigError(f"cannot read module {p}: {exc.strerror}") from None
-        return self.add_module(wasm, manifest)
+        return self.add_module(wasm, manifest, key=key)
 
-    def add_module(self, wasm: bytes, manifest: Manifest) -> ExtensionRef:
-        """Validate ``wasm`` (compile, check the ABI, collect its jobs) and upload it."""
+    def add_module(
+        self, wasm: bytes, manifest: Manifest, *, key: PublisherKey | str | Path | None = None
+    ) -> ExtensionRef:
+        """Validate ``wasm`` (compile, check the ABI, collect its jobs), sign it and upload it."""
+        from .registry import digest_of
         from .runtime import Runtime, RuntimeConfig
 
+        publisher = key if isinstance(key, PublisherKey) else load_or_create(key)
         runtime = Runtime(RuntimeConfig(cache_dir=None))
         try:
             ext = runtime.load(wasm, manifest)
         finally:
             runtime.close()
-        return self.fleet.registry.add(wasm, manifest, list(ext.jobs))
+        signature = Signature.make(publisher, manifest.id, manifest.version, digest_of(wasm), manifest.to_dict())
+        try:
+            return self.fleet.registry.add(wasm, manifest, list(ext.jobs), signature=signature)
+        except PermissionDenied:
+            return self._publish_through_worker(wasm, manifest, signature)
+
+    def _publish_through_worker(self, wasm: bytes, manifest: Manifest, signature: Signature) -> ExtensionRef:
+        """With producer credentials: upload the signed release and let a worker verify and register it."""
+        from .fleet.publish import PUBLISH_TASK, upload
+        from .registry import ExtensionRef
+
+        upload_id = upload(self.fleet, wasm, manifest, signature)
+        result = self.app.send_task(PUBLISH_TASK, kwargs={"upload": upload_id}, queue=self.settings.queue)
+        try:
+            value = result.get(timeout=PUBLISH_TIMEOUT, propagate=False)
+        except Exception as exc:  # celery's TimeoutError and backend errors
+            raise JobTimeout(f"no worker registered {manifest.id}@{manifest.version} within {PUBLISH_TIMEOUT:g}s"
+                             f" (is a worker running?): {exc}") from None
+        if not result.successful():
+            raise PublishRefused(str(value))
+        value.pop("publisher", None)
+        return ExtensionRef(**{**value, "jobs": tuple(value["jobs"]), "publisher": signature.public})
 
     def extensions(self) -> list[ExtensionRef]:
         return self.fleet.registry.entries()
@@ -103,12 +146,14 @@ class Client:
         queue: str | None = None,
         priority: int | None = None,
         job_id: str | None = None,
+        tenant_token: str | None = None,
     ) -> JobHandle:
         """Queue a job of a registered extension (``id``, ``id@version`` or ``sha256:<hex>``).
 
         ``tenant`` is the library id the job runs for (a UUID); ``limits`` may set fuel,
         timeout_seconds, slice_seconds, max_memory_mb, max_checkpoint_bytes; ``priority``
-        is 0..9, higher first.
+        is 0..9, higher first. ``tenant_token`` proves the tenant where the operator asks for
+        it (default: ``$WASMJOB_TENANT_TOKEN``).
         """
         from .fleet.dispatch import Dispatcher
         from .fleet.messages import check_limits
@@ -132,8 +177,19 @@ class Client:
         # Publish first, then create the record: the message carries all a worker needs to
         # create the record itself, so a producer dying in between loses nothing, and no
         # outbox entry (and its acknowledgement) is needed for a first message.
-        if not Dispatcher(self.app, self.fleet).publish(rec, ack=False):
+        tenant_token = tenant_token or os.environ.get(TOKEN_ENV) or None
+        if not Dispatcher(self.app, self.fleet).publish(rec, ack=False, tenant_token=tenant_token):
             raise StoreUnavailable(f"cannot queue job {job_id}: the broker did not take its message")
+        try:
+            self._create(job_id, extension, ref, job, params, tenant, queue, priority, rec, tenant_token)
+        except PermissionDenied:
+            pass  # producer credentials: the worker that takes the message creates the record from it
+        return JobHandle(self, job_id, submitted=True)
+
+    def _create(
+        self, job_id: str, extension: str, ref: ExtensionRef, job: str, params: Any, tenant: str | None,
+        queue: str | None, priority: int | None, rec: JobRecord, tenant_token: str | None,
+    ) -> None:
         self.fleet.records.create(
             job_id,
             extension=extension,
@@ -149,8 +205,8 @@ class Client:
             dispatch=rec.dispatch,
             enqueue=False,
             concurrent=rec.concurrent,
+            tenant_proof=proof_of(tenant_token),
         )
-        return JobHandle(self, job_id)
 
     def _resolve(self, extension: str) -> ExtensionRef:
         """Resolve a name; id@version and digests never change, a bare id is re-read after 2 s."""
@@ -201,15 +257,23 @@ class Client:
 class JobHandle:
     """One submitted job: ``id``, status, record, wait, pause, resume, cancel, result."""
 
-    def __init__(self, client: Client, job_id: str) -> None:
+    def __init__(self, client: Client, job_id: str, *, submitted: bool = False) -> None:
         self.client = client
         self.id = job_id
+        self._submitted = submitted
 
     def __repr__(self) -> str:
         return f"JobHandle({self.id!r})"
 
     def record(self) -> JobRecord:
-        return self.client.fleet.records.get(self.id)
+        """The job's record; a job this handle submitted reads as queued until a worker
+        creates its record (with producer credentials, the worker does)."""
+        try:
+            return self.client.fleet.records.get(self.id)
+        except NotFound:
+            if not self._submitted:
+                raise
+            return JobRecord(id=self.id, status="queued", message="waiting for a worker to take it")
 
     def status(self) -> str:
         return self.record().status

@@ -86,6 +86,14 @@ class BuildError(WasmJobError):
     """An extension could not be built; the message says what to install."""
 
 
+class PublishRefused(WasmJobError):
+    """A release was refused: bad signature, not an owner of the id, or not a semantic version."""
+
+
+class PermissionDenied(WasmJobError):
+    """These Redis credentials may not do that (a producer writing the registry, say)."""
+
+
 class NotFound(WasmJobError):
     """A job or extension that was asked for does not exist."""
 

@@ -23,7 +23,10 @@ Jobs
 Extensions
   {p}:ext:ids                  set     every extension id ever registered
   {p}:ext:{id}:versions        hash    version -> "sha256:<hex>" (an id@version never changes)
-  {p}:ext:{id}:v:{version}     hash    digest, manifest JSON, jobs JSON, size, added_at of one release
+  {p}:ext:{id}:v:{version}     hash    digest, manifest JSON, jobs JSON, size, added_at, publisher key, signature
+  {p}:ext:{id}:owners          set     public keys (base64 Ed25519) that may publish versions of the id
+  {p}:publishers               hash    public key -> name, for keys the operator registered (closed registration)
+  {p}:upload:{id}              string  a signed release a producer left for a worker to verify (msgpack, TTL)
   {p}:ext:{id}:running         zset    job ids holding a lease, scored by lease expiry (concurrency)
   {p}:ext:{id}:waiting         zset    job ids waiting for a free slot, scored by arrival
   {p}:module:{hex}             string  module bytes, addressed by their SHA-256
@@ -99,6 +102,16 @@ class Keys:
 
     def ext_release(self, ext_id: str, version: str) -> str:
         return f"{self.prefix}:ext:{ext_id}:v:{version}"
+
+    def ext_owners(self, ext_id: str) -> str:
+        return f"{self.prefix}:ext:{ext_id}:owners"
+
+    @property
+    def publishers(self) -> str:
+        return f"{self.prefix}:publishers"
+
+    def upload(self, upload_id: str) -> str:
+        return f"{self.prefix}:upload:{upload_id}"
 
     def ext_running(self, ext_id: str) -> str:
         return f"{self.prefix}:ext:{ext_id}:running"

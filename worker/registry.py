@@ -1,10 +1,11 @@
 """The extension registry in Redis: modules addressed by SHA-256, named by id and version.
 
-Producers upload a module and its manifest once, as a release ``id@version``;
-workers fetch the bytes by digest on a cache miss and verify them before
-compiling, so no filesystem is shared between them. An ``id@version`` is
-immutable: registering a different module under it is refused. A job names its extension as ``id`` (the highest
-version), ``id@version`` or ``sha256:<hex>``.
+Publishers upload a module and its manifest once, as a release ``id@version``
+signed with their key (``publishers.py``); workers fetch the bytes by digest on a
+cache miss and verify them before compiling, so no filesystem is shared between
+them. An ``id@version`` is immutable, versions are semantic versions, and an id
+belongs to the keys that published it. A job names its extension as ``id`` (the
+highest release its owners published), ``id@version`` or ``sha256:<hex>``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 
 import redis
 
-from .errors import ModuleError, NotFound
+from .errors import ModuleError, NotFound, PublishRefused
 from .keys import Keys
 from .manifest import Manifest
 from .store import contracts as c
+from .publishers import Signature, check_version, key_id, latest, parse_public, semver_key
 from .store.redis import Scripts, as_bytes, as_text, translated
 
 MAX_MODULE_BYTES = 64 * 1024 * 1024
@@ -39,6 +41,7 @@ class ExtensionRef:
     state_encoding: str = "json"
     added_at: float | None = None
     concurrent_jobs: int = 0
+    publisher: str = ""
 
     def __str__(self) -> str:
         return f"{self.id}@{self.version}"
@@ -57,6 +60,7 @@ class ExtensionRef:
             "state_encoding": self.state_encoding,
             "added_at": self.added_at,
             "concurrent_jobs": self.concurrent_jobs,
+            "publisher": key_id(self.publisher) if self.publisher else None,
         }
 
 
@@ -67,26 +71,70 @@ def digest_of(wasm: bytes) -> str:
 class Registry:
     """Registers, resolves and fetches extension modules; takes a client, keys and scripts."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, *, registration: str = "open") -> None:
         self.client = client
         self.keys = keys
         self.scripts = scripts
+        self.registration = registration
 
-    def add(self, wasm: bytes, manifest: Manifest, jobs: list[str] | tuple[str, ...]) -> ExtensionRef:
-        """Store ``wasm`` under its digest as release ``manifest.id@version``; the caller validated it."""
+    def add(
+        self, wasm: bytes, manifest: Manifest, jobs: list[str] | tuple[str, ...], *, signature: Signature
+    ) -> ExtensionRef:
+        """Store ``wasm`` under its digest as release ``manifest.id@version``, signed by ``signature``.
+
+        The caller validated the module; here the version must be semantic, the signature must
+        cover these bytes and this manifest, and its key must own the id (or claim a new one).
+        """
         if len(wasm) > MAX_MODULE_BYTES:
             raise ModuleError(f"module is {len(wasm)} bytes; the registry takes at most {MAX_MODULE_BYTES}")
+        check_version(manifest.version)
         digest = digest_of(wasm)
+        manifest_dict = manifest.to_dict()
+        signature.verify(manifest.id, manifest.version, digest, manifest_dict)
         hex_digest = digest.split(":", 1)[1]
         k = self.keys
         call = c.Register(
             versions=k.ext_versions(manifest.id), ext_ids=k.ext_ids, module=k.module(hex_digest),
             module_meta=k.module_meta(hex_digest), release=k.ext_release(manifest.id, manifest.version),
+            owners=k.ext_owners(manifest.id), publishers=k.publishers,
             id=manifest.id, version=manifest.version, digest=digest, module_bytes=wasm,
-            manifest_json=json.dumps(manifest.to_dict()), jobs_json=json.dumps(list(jobs)), size=len(wasm),
+            manifest_json=json.dumps(manifest_dict), jobs_json=json.dumps(list(jobs)), size=len(wasm),
+            publisher=signature.public, signature=signature.signature, registration=self.registration,
         )
         self.scripts(call)
         return self.describe(manifest.id, manifest.version)
+
+    # owners and publishers (operator acts: they need credentials that may write the registry) ----
+
+    def owners(self, ext_id: str) -> list[str]:
+        """The public keys that may publish versions of ``ext_id``."""
+        with translated():
+            return sorted(as_text(m) for m in self.client.smembers(self.keys.ext_owners(ext_id)))
+
+    def set_owners(self, ext_id: str, public_keys: list[str]) -> None:
+        """Give ``ext_id`` to exactly these keys (the operator transfers or shares a name)."""
+        if not public_keys:
+            raise PublishRefused(f"{ext_id} needs at least one owner key")
+        for key in public_keys:
+            parse_public(key)
+        owners = self.keys.ext_owners(ext_id)
+        with translated():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(owners)
+            pipe.sadd(owners, *public_keys)
+            pipe.execute()
+
+    def publishers(self) -> dict[str, str]:
+        """Publisher keys the operator registered: public key -> name."""
+        with translated():
+            raw = self.client.hgetall(self.keys.publishers)
+        return {as_text(k): as_text(v) for k, v in raw.items()}
+
+    def allow_publisher(self, public_key: str, name: str) -> None:
+        """Register a publisher's key; under closed registration only these may claim new ids."""
+        parse_public(public_key)
+        with translated():
+            self.client.hset(self.keys.publishers, public_key, name)
 
     def resolve(self, ref: str) -> ExtensionRef:
         """The release a job names: ``id`` (its highest version), ``id@version`` or ``sha256:<hex>``
@@ -106,9 +154,13 @@ class Registry:
             raise NotFound(f"no extension {ext_id!r} is registered (wasmjob extensions add PATH)")
         if version:
             if version not in versions:
-                raise NotFound(f"extension {ext_id} has no version {version} (has {', '.join(sorted(versions))})")
+                known = ", ".join(sorted(versions, key=semver_key))
+                raise NotFound(f"extension {ext_id} has no version {version} (has {known})")
             return self.describe(ext_id, version)
-        return self.describe(ext_id, max(versions, key=version_key))
+        best = latest(list(versions))
+        if best is None:
+            raise NotFound(f"extension {ext_id} has no release with a semantic version; name one as {ext_id}@VERSION")
+        return self.describe(ext_id, best)
 
     def _versions(self, ext_id: str) -> dict[str, str]:
         with translated():
@@ -132,6 +184,7 @@ class Registry:
             state_encoding=manifest.get("wasmjob", {}).get("state_encoding", "json"),
             added_at=int(h["added_at"]) / 1000 if h.get("added_at") else None,
             concurrent_jobs=int(manifest.get("permissions", {}).get("rate_limits", {}).get("concurrent_jobs", 0)),
+            publisher=h.get("publisher", ""),
         )
 
     def manifest(self, ext_id: str, version: str) -> Manifest:
@@ -162,11 +215,5 @@ class Registry:
         return [
             self.describe(ext_id, version)
             for ext_id in ids
-            for version in sorted(self._versions(ext_id), key=version_key)
+            for version in sorted(self._versions(ext_id), key=semver_key)
         ]
-
-
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Order versions numerically where they are numbers: 0.10.0 after 0.9.1."""
-    parts = re.split(r"[.\-+]", version)
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 
@@ -184,6 +185,20 @@ def manifest(ext_id: str, version: str = "1.0.0", **rate_limits: int) -> Manifes
         "permissions": {"methods": [], "max_memory_mb": 16, "rate_limits": rate_limits},
     }
     return Manifest.from_dict(data)
+
+
+def signed(wasm_bytes: bytes, man: Manifest, key: Any = None) -> Any:
+    """The signature a publisher (``key``, default: the tests' key) makes for that release."""
+    from wasmjob.publishers import Signature, load_or_create
+    from wasmjob.registry import digest_of
+
+    key = key or load_or_create()
+    return Signature.make(key, man.id, man.version, digest_of(wasm_bytes), man.to_dict())
+
+
+def publish(registry: Any, wasm_bytes: bytes, man: Manifest, jobs: list[str], key: Any = None) -> Any:
+    """Register a release signed by ``key`` (default: the tests' publisher key)."""
+    return registry.add(wasm_bytes, man, jobs, signature=signed(wasm_bytes, man, key))
 
 
 def write_extension(directory: Path, ext_id: str, wat: str, version: str = "1.0.0", **rate_limits: int) -> Path:

@@ -30,7 +30,7 @@ class Fleet:
             max_stalls=settings.max_stalls,
             grace=max(5.0, settings.lease_ttl),
         )
-        self.registry = Registry(self.client, self.keys, self.scripts)
+        self.registry = Registry(self.client, self.keys, self.scripts, registration=settings.registration)
 
     def close(self) -> None:
         self.client.close()

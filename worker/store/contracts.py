@@ -245,6 +245,8 @@ class Register(Contract):
     module: Key
     module_meta: Key
     release: Key
+    owners: Key
+    publishers: Key
     id: str
     version: str
     digest: str
@@ -252,6 +254,9 @@ class Register(Contract):
     manifest_json: str
     jobs_json: str
     size: int
+    publisher: str
+    signature: str
+    registration: str
 
 
 CONTRACTS: tuple[type[Contract], ...] = (

@@ -26,6 +26,8 @@ from ..errors import (
     LeaseLost,
     ManifestError,
     NotFound,
+    PermissionDenied,
+    PublishRefused,
     StoreError,
     StoreUnavailable,
 )
@@ -49,6 +51,8 @@ _SCRIPT_ERRORS: dict[str, type[StoreError] | type[Exception]] = {
     "NOT_FOUND": NotFound,
     "INVALID": InvalidTransition,
     "IMMUTABLE": ManifestError,
+    "NOT_OWNER": PublishRefused,
+    "NOT_PUBLISHER": PublishRefused,
 }
 
 
@@ -94,6 +98,8 @@ def translated(job_id: str | None = None) -> Iterator[None]:
             raise LeaseHeld(f"already running in {rest}", job_id=job_id) from exc
         if kind is not None:
             raise kind(rest or text, job_id=job_id) from exc  # type: ignore[call-arg]
+        if isinstance(exc, redis.exceptions.NoPermissionError) or "no permissions to" in text:
+            raise PermissionDenied(f"these Redis credentials may not do that: {text}", job_id=job_id) from exc
         if text.startswith(("NOAUTH", "WRONGPASS")):
             raise StoreUnavailable(f"Redis refused the credentials: {text}", job_id=job_id) from exc
         raise StoreUnavailable(f"Redis error: {text}", job_id=job_id) from exc
