@@ -47,6 +47,7 @@ class JobRecord:
     job: str = ""
     params: Any = None
     tenant: str | None = None
+    tenant_proof: str = ""
     queue: str | None = None
     priority: int | None = None
     limits: dict[str, Any] = field(default_factory=dict)
@@ -96,7 +97,7 @@ class JobRecord:
             "limits": json.loads(text["limits"]) if text.get("limits") else {},
             "result": json.loads(text["result"]) if text.get("result") else None,
         }
-        for name in ("extension", "ext_id", "ext_version", "digest", "job", "message", "control"):
+        for name in ("extension", "ext_id", "ext_version", "digest", "job", "message", "control", "tenant_proof"):
             out[name] = text.get(name, "")
         for name in ("tenant", "queue", "worker", "error", "last_error"):
             out[name] = text.get(name) or None
@@ -207,10 +208,12 @@ class Records:
         dispatch: int,
         enqueue: bool,
         concurrent: int = 0,
+        tenant_proof: str = "",
     ) -> bool:
         """Create the record (status queued) unless it exists; True when it was created.
 
-        ``concurrent`` is the extension's fleet-wide concurrent_jobs (0 = unlimited).
+        ``concurrent`` is the extension's fleet-wide concurrent_jobs (0 = unlimited);
+        ``tenant_proof`` the hash of the submitter's tenant token (``tenants.py``).
         """
         fields: dict[str, Any] = {
             "extension": extension,
@@ -224,6 +227,7 @@ class Records:
             "priority": "" if priority is None else int(priority),
             "limits": json.dumps(limits or {}),
             "concurrent": int(concurrent),
+            "tenant_proof": tenant_proof,
         }
         k = self.keys
         call = c.Create(

@@ -40,8 +40,9 @@ class Dispatcher:
             return False
         return self.publish(rec)
 
-    def publish(self, rec: JobRecord, *, ack: bool = True) -> bool:
-        """Publish the message of ``rec``'s current dispatch; ``ack`` clears its outbox entry."""
+    def publish(self, rec: JobRecord, *, ack: bool = True, tenant_token: str | None = None) -> bool:
+        """Publish the message of ``rec``'s current dispatch; ``ack`` clears its outbox entry.
+        ``tenant_token`` goes with a first message, for a worker that creates the record."""
         records, job_id = self.fleet.records, rec.id
         if rec.status != "queued":
             records.outbox_ack(job_id, rec.dispatch)
@@ -56,6 +57,7 @@ class Dispatcher:
             tenant=rec.tenant,
             limits=rec.limits,
             dispatch=rec.dispatch,
+            tenant_token=tenant_token,
         )
         shown = JobMessage(rec.id, rec.extension or rec.digest, rec.job, rec.params, rec.tenant, rec.limits, rec.dispatch)
         options: dict[str, object] = {}

@@ -30,6 +30,7 @@ from ..manifest import Manifest
 from ..records import Claim, FinishKind, JobRecord
 from ..store.base import ProgressUpdate
 from ..store.redis import RedisStore
+from ..tenants import authenticated, proof_of
 from .dispatch import Dispatcher
 from .interrupts import InterruptWatcher, ProgressCallback
 from .limits import backoff, run_limits, wait_seconds
@@ -102,6 +103,11 @@ class JobExecution:
             log.info("job %s: delivery %d dropped (%s %s)", self.job_id, self.msg.dispatch, claim.outcome, claim.detail)
             return self._summary("skipped", detail=f"{claim.outcome}: {claim.detail}")
         rec = claim.record
+        if not authenticated(self.settings.tenant_secret, rec.tenant, rec.tenant_proof):
+            tenant = rec.tenant or DEFAULT_LIBRARY_ID
+            return self._finish(rec, claim, Verdict("failed", error=(
+                f"tenant {tenant} is not authenticated: submit with its token (tenant_token;"
+                " the operator prints it with `wasmjob tenants token TENANT`)")))
         if not rec.digest:
             return self._finish(rec, claim, Verdict("failed", error=f"no extension {rec.extension!r} is registered"))
         try:
@@ -160,6 +166,7 @@ class JobExecution:
             dispatch=msg.dispatch,
             enqueue=False,
             concurrent=concurrent,
+            tenant_proof=proof_of(msg.tenant_token),
         )
         if created:
             log.info("job %s: record created from a message (%s %s)", self.job_id, msg.extension, msg.job)

@@ -15,6 +15,7 @@ from .context import Fleet
 from .dispatch import Dispatcher
 from .messages import TASK_NAME, TASK_OPTIONS
 from .process import WorkerProcess
+from .publish import PUBLISH_TASK, publish
 from .recovery import Sweeper
 from .task import run
 
@@ -34,6 +35,7 @@ class FleetApp(Celery):
         # track_started off: the job record says when a run starts (and Flower sees task-started
         # events either way), so the result backend is written once per task, not twice
         self.task(name=TASK_NAME, bind=True, typing=False, **TASK_OPTIONS)(run)
+        self.task(name=PUBLISH_TASK, bind=True, typing=False)(publish)
 
     def fleet(self) -> Fleet:
         """The Redis-side objects of this process (no connection until used)."""

@@ -9,6 +9,7 @@ unless configured), serialized as msgpack or JSON::
         "job": "counter",                # a job the extension registers
         "params": {"target": 100},       # optional: the job's parameters (JSON/msgpack values)
         "tenant": "…uuid…",              # optional: the library id the job runs for
+        "tenant_token": "…",             # that tenant's token, when the operator requires one
         "limits": {"fuel": 10**9},       # optional: fuel, timeout_seconds, slice_seconds,
                                          #           max_memory_mb, max_checkpoint_bytes
     })
@@ -58,6 +59,7 @@ class JobMessage:
     tenant: str | None = None
     limits: dict[str, Any] = field(default_factory=dict)
     dispatch: int = 0
+    tenant_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any], *, task_id: str | None = None) -> JobMessage:
@@ -74,7 +76,10 @@ class JobMessage:
         dispatch = kwargs.get("dispatch", 0)
         if isinstance(dispatch, bool) or not isinstance(dispatch, int) or dispatch < 0:
             raise ConfigError(f"dispatch must be a non-negative integer, got {dispatch!r}", job_id=job_id)
-        unknown = set(kwargs) - {"job_id", "extension", "job", "params", "tenant", "limits", "dispatch"}
+        token = kwargs.get("tenant_token")
+        if token is not None and (not isinstance(token, str) or not 0 < len(token) <= 128):
+            raise ConfigError("tenant_token must be a non-empty string of at most 128 characters", job_id=job_id)
+        unknown = set(kwargs) - {"job_id", "extension", "job", "params", "tenant", "tenant_token", "limits", "dispatch"}
         if unknown:
             raise ConfigError(f"unknown message fields: {', '.join(sorted(unknown))}", job_id=job_id)
         return cls(
@@ -85,6 +90,7 @@ class JobMessage:
             tenant=str(uuid.UUID(tenant)) if tenant else None,
             limits=check_limits(kwargs.get("limits"), job_id=job_id),
             dispatch=dispatch,
+            tenant_token=token,
         )
 
     def to_kwargs(self) -> dict[str, Any]:
@@ -93,6 +99,8 @@ class JobMessage:
             out["params"] = self.params
         if self.tenant:
             out["tenant"] = self.tenant
+        if self.tenant_token:
+            out["tenant_token"] = self.tenant_token
         if self.limits:
             out["limits"] = dict(self.limits)
         out["dispatch"] = self.dispatch

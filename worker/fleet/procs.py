@@ -55,16 +55,23 @@ class LocalRedis:
     restart keeps every job, lease and queued message.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, password: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, password: str | None = None, extra_args: list[str] | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.password = password
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def url_as(self, user: str, password: str) -> str:
+        """The URL for one of the server's ACL users."""
+        return f"redis://{user}:{password}@127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> LocalRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +82,7 @@ class LocalRedis:
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra_args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not redis_reachable(self.url):
