@@ -57,7 +57,7 @@ def test_the_celery_app_module_reads_the_environment_when_a_worker_imports_it() 
     code = "from wasmjob.fleet.app import app; import json; print(json.dumps([app.conf.broker_url, app.conf.task_default_queue, sorted(t for t in app.tasks if t.startswith('wasmjob'))]))"
     env = {**os.environ, "WASMJOB_REDIS_URL": "redis://:pw@10.0.0.9:6390/2", "WASMJOB_QUEUE": "jobs"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == ["redis://:pw@10.0.0.9:6390/2", "jobs", ["wasmjob.run"]]
+    assert json.loads(out) == ["redis://:pw@10.0.0.9:6390/2", "jobs", ["wasmjob.publish", "wasmjob.run"]]
 
 
 def test_importing_the_client_and_fleet_packages_starts_nothing() -> None:
