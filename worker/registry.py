@@ -21,8 +21,8 @@ import redis
 from .errors import ModuleError, NotFound, PublishRefused
 from .keys import Keys
 from .manifest import Manifest
-from .store import contracts as c
 from .publishers import Signature, check_version, key_id, latest, parse_public, semver_key
+from .store import contracts as c
 from .store.redis import Scripts, as_bytes, as_text, translated
 
 MAX_MODULE_BYTES = 64 * 1024 * 1024
