@@ -152,10 +152,16 @@ def fleet(_fleet: FleetUnderTest, request: pytest.FixtureRequest) -> Iterator[Fl
 
 @pytest.fixture
 def redis_fleet(redis_server: Any, fleet_settings: Any) -> Iterator[Any]:
-    """Store, records and registry on the test Redis, without workers."""
+    """Store, records and registry on the test Redis, without workers.
+
+    Under a key prefix of its own: the live workers' sweep (every SWEEP_INTERVAL) must
+    not recover or resend a job a test drives by hand.
+    """
+    from dataclasses import replace
+
     from wasmjob.fleet.context import Fleet
 
-    fleet = Fleet(fleet_settings)
+    fleet = Fleet(replace(fleet_settings, prefix="wasmjob-direct"))
     yield fleet
     fleet.close()
 

@@ -39,23 +39,31 @@ def test_a_job_with_a_fuel_budget_runs_metered(fleet, ticker) -> None:
     assert job.result() == ticker_result(30, SPIN) and rec.fuel > 0
 
 
+def _assert_nothing_will_run_it(fleet, job) -> None:
+    """No lease held, no message pending in the outbox, not among the active jobs: no worker will run it."""
+    redis, keys = fleet.client.fleet.client, fleet.client.fleet.keys
+    assert not redis.exists(keys.lease(job.id)), "a stopped job still holds a lease"
+    assert redis.zscore(keys.outbox, job.id) is None, "a stopped job still has a message to send"
+    assert not redis.sismember(keys.active, job.id)
+
+
 @pytest.mark.timeout(60)
 def test_a_paused_job_checkpoints_stops_and_resumes_from_its_checkpoint(fleet, ticker) -> None:
     job = fleet.client.submit("ticker", "tick", ticker_params(1500, SPIN))
-    fleet.wait_running(job, min_checkpoints=5)
-    asked = time.monotonic()
+    asked_at = fleet.wait_running(job, min_checkpoints=5).progress
     job.pause()
-    rec = job.wait(10, until=("paused",))
-    assert time.monotonic() - asked < 1.5, "a pause must reach the job within about a second"
-    assert 0 < rec.progress < 1 and rec.worker is None
+    rec = job.wait(20, until=("paused",))
+    # the job itself is the clock (a loaded machine slows it and the watcher alike): the pause must
+    # land within a few hundred of its 1500 steps, not when the run ends
+    assert 0 < rec.progress < 1 and rec.progress - asked_at < 0.5, "a pause must reach the running job quickly"
+    assert rec.worker is None
     paused_at = rec.checkpoints
-    time.sleep(0.5)
-    assert job.record().checkpoints == paused_at, "a paused job must not run"
+    _assert_nothing_will_run_it(fleet, job)
     job.resume()
     rec = job.wait(30)
     assert rec.status == "completed" and job.result() == ticker_result(1500, SPIN)
     claims = [e for e in job.events() if e["event"] == "claimed"]
-    assert claims[-1]["from_checkpoint"] == paused_at
+    assert claims[-1]["from_checkpoint"] == paused_at, "the job ran while it was paused"
 
 
 @pytest.mark.timeout(60)
@@ -68,7 +76,7 @@ def test_a_cancelled_job_stops_and_never_runs_again(fleet, ticker) -> None:
     stopped = rec.checkpoints
     with pytest.raises(InvalidTransition, match="cancelled"):
         job.resume()
-    time.sleep(0.5)
+    _assert_nothing_will_run_it(fleet, job)
     assert job.record().checkpoints == stopped
     paused = fleet.client.submit("ticker", "tick", ticker_params(3000, SPIN))
     paused.pause()
@@ -165,4 +173,4 @@ def test_concurrent_jobs_is_enforced_across_the_fleet_and_waiting_jobs_are_not_f
     assert most == 1
     windows = sorted((r.started_at, r.finished_at) for r in records)
     for (_, end), (start, _) in zip(windows, windows[1:]):
-        assert start >= end - 0.05, "two jobs of the extension ran at the same time"
+        assert start >= end, "two jobs of the extension ran at the same time"  # both times from Redis's clock

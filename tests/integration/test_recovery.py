@@ -11,7 +11,7 @@ import pytest
 
 from modules import NOCHECK_WAT, TICKER_WAT, ticker_params, ticker_result
 
-SPIN = 2_000_000  # about 2 ms per step
+SPIN = 2_000_000  # 1 to 2 ms per step, depending on the CPU and the load
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,9 @@ def test_killed_worker_job_resumes_from_checkpoint_on_another_worker(fleet, tick
     recovery = resumed["ts"] - killed_at
     ttl = fleet.settings.lease_ttl
     print(f"\nrecovered {recovery:.2f}s after SIGKILL (lease TTL {ttl:g}s)")
-    assert recovery < 2 * ttl + 1.0
+    # about one TTL plus a sweep; the bound is generous for a loaded machine and still far below
+    # any other way back (Celery's redelivery after its visibility timeout)
+    assert recovery < 5 * ttl, f"recovery took {recovery:.2f}s"
     assert rec.recoveries == 1 and rec.attempts == 2
     monitor.assert_never_behind_last_checkpoint()
     assert [e["event"] for e in job.events()].count("completed") == 1
@@ -95,12 +97,14 @@ def test_a_worker_stopped_past_its_lease_cannot_write_and_the_job_completes_once
     assert rec.status == "completed", rec.error
     assert job.result() == ticker_result(2000, SPIN)
     assert [e["event"] for e in job.events()].count("completed") == 1
-    time.sleep(1.0)  # give the stale run time to try every write it still would
+    deadline = time.monotonic() + 30  # the stale run ends when its finish is refused
+    while "lost its lease" not in frozen.log_since_start():
+        assert time.monotonic() < deadline, "the stale run never ended"
+        time.sleep(0.05)
     final = job.record()
     assert final.refused_writes >= 1, "the stale worker never tried to write: the test proved nothing"
     assert (final.status, final.result, final.checkpoints) == ("completed", rec.result, rec.checkpoints)
     monitor.assert_never_behind_last_checkpoint()
-    assert "lost its lease" in frozen.log_since_start() or "lease lost" in frozen.log_since_start()
 
 
 @pytest.mark.timeout(90)
@@ -138,12 +142,19 @@ def test_many_jobs_across_two_workers_with_random_kills_each_complete_exactly_on
 @pytest.mark.timeout(60)
 def test_a_job_that_never_checks_for_interrupts_is_stopped_by_its_deadline_and_resumes(fleet) -> None:
     fleet.register("nocheck", NOCHECK_WAT)
-    job = fleet.client.submit("nocheck", "tick", ticker_params(800, SPIN), limits={"timeout_seconds": 0.4})
-    rec = job.wait(40)
+    # 1200 steps are well over a second of work even on a fast CPU, three times the deadline; how many
+    # attempts it takes depends on the CPU, so the test asserts what every attempt must do instead
+    job = fleet.client.submit("nocheck", "tick", ticker_params(1200, SPIN), limits={"timeout_seconds": 0.4})
+    rec = job.wait(50)
     assert rec.status == "completed", rec.error
-    assert job.result() == ticker_result(800, SPIN)
+    assert job.result() == ticker_result(1200, SPIN)
     retries = [e for e in job.events() if e["event"] == "retrying"]
-    assert len(retries) >= 2 and all("timed out" in e["why"] for e in retries)
+    assert retries and all("timed out" in e["why"] for e in retries)
+    assert rec.attempts == len(retries) + 1
+    resumed_from = [e["from_checkpoint"] for e in claims(job)]
+    assert resumed_from[0] == 0 and all(a < b for a, b in zip(resumed_from, resumed_from[1:])), (
+        f"each attempt must resume past the last one's checkpoints: {resumed_from}"
+    )
 
 
 @pytest.mark.timeout(60)
@@ -151,14 +162,12 @@ def test_a_worker_shutting_down_hands_its_job_over_without_waiting_for_the_lease
     job = fleet.client.submit("ticker", "tick", ticker_params(2000, SPIN))
     rec = fleet.wait_running(job, min_checkpoints=10)
     leaving = fleet.worker_of(rec)
-    started = time.time()
     leaving.stop()
-    assert time.time() - started < 5, "a warm shutdown must not wait for the job to finish"
-    deadline = time.monotonic() + 10
-    while not claims(job)[-1]["worker"].startswith(tuple(n for n in fleet.workers if n != leaving.name)):
-        assert time.monotonic() < deadline, job.events()
-        time.sleep(0.05)
-    handed_over = claims(job)[-1]["ts"] - started
-    assert handed_over < fleet.settings.lease_ttl, f"took {handed_over:.2f}s: it waited for the lease to expire"
     assert job.wait(40).status == "completed" and job.result() == ticker_result(2000, SPIN)
-    assert "continued" in [e["event"] for e in job.events()]
+    events = job.events()
+    ends = [e for e in events if e["event"] in ("continued", "completed", "lost")]
+    # the leaving worker checkpointed and handed the job on mid-run (not after finishing it), and
+    # nobody had to wait for its lease to expire (that would be a 'lost' event from the sweep)
+    assert ends[0]["event"] == "continued" and ends[0]["worker"].startswith(leaving.name), ends
+    assert "lost" not in [e["event"] for e in events], "the job waited for the leaving worker's lease to expire"
+    assert claims(job)[-1]["worker"].startswith(tuple(n for n in fleet.workers if n != leaving.name))
