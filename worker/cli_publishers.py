@@ -38,6 +38,17 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     p.add_argument("--set", nargs="+", metavar="PUBLIC_KEY", help="give the id to exactly these keys")
     p.set_defaults(func=cmd_owners)
 
+    p = sub.add_parser("acl", help="operator: Redis ACL users for producers and workers (an ACL file or server args)")
+    p.add_argument("--format", choices=("file", "args"), default="file",
+                   help="an aclfile for redis.conf (default) or redis-server command-line arguments")
+    p.add_argument("--producer-password", default=os.environ.get("REDIS_PRODUCER_PASSWORD"),
+                   help="the producer user's password (default: $REDIS_PRODUCER_PASSWORD)")
+    p.add_argument("--worker-password", default=os.environ.get("REDIS_WORKER_PASSWORD"),
+                   help="the worker user's password (default: $REDIS_WORKER_PASSWORD)")
+    p.add_argument("--admin-password", default=os.environ.get("REDIS_PASSWORD"),
+                   help="the operator's (default user's) password, for --format file (default: $REDIS_PASSWORD)")
+    p.set_defaults(func=cmd_acl)
+
     p = sub.add_parser("tenants", help="operator: tenant tokens (needs $WASMJOB_TENANT_SECRET)")
     psub = p.add_subparsers(dest="tenants_command", required=True)
     q = psub.add_parser("token", help="print the token a tenant's submitters pass as tenant_token")
@@ -90,6 +101,27 @@ def cmd_tenant_token(args: argparse.Namespace) -> int:
     if not secret:
         raise ConfigError("WASMJOB_TENANT_SECRET is not set: tenant tokens come from the fleet's secret")
     print(token_for(secret, _uuid(args.tenant, "tenant")))
+    return 0
+
+
+def cmd_acl(args: argparse.Namespace) -> int:
+    import shlex
+
+    from wasmjob.broker_config import Settings
+    from wasmjob.broker_config.acl import acl_file, fleet_users, server_args
+
+    needed = [("--producer-password", args.producer_password), ("--worker-password", args.worker_password)]
+    if args.format == "file":
+        needed.append(("--admin-password", args.admin_password))
+    for flag, value in needed:
+        if not value or len(value) < 12:
+            raise ConfigError(f"{flag} must be given (or its environment variable set), at least 12 characters")
+    users = fleet_users(Settings.from_env(), producer_password=args.producer_password,
+                        worker_password=args.worker_password)
+    if args.format == "file":
+        sys.stdout.write(acl_file(users, admin_password=args.admin_password))
+    else:
+        print(" ".join(shlex.quote(a) for a in server_args(users)))
     return 0
 
 

@@ -176,3 +176,27 @@ def _plain_celery_send(broker_url: str, kwargs: dict[str, Any]) -> str:
         capture_output=True, text=True, timeout=60, cwd="/", env=env, check=True,
     )
     return out.stdout.strip().splitlines()[-1]
+
+
+def test_the_acl_file_the_cli_prints_is_one_redis_server_loads(tmp_path: Path) -> None:
+    from wasmjob.fleet.procs import LocalRedis
+
+    env = {**os.environ, "REDIS_PRODUCER_PASSWORD": "producer-pw-123", "REDIS_WORKER_PASSWORD": "worker-pw-1234",
+           "REDIS_PASSWORD": "admin-pw-12345"}
+    out = subprocess.run([sys.executable, "-m", "wasmjob", "acl"], env=env, capture_output=True, text=True, check=True)
+    (tmp_path / "users.acl").write_text(out.stdout)
+    server = LocalRedis(tmp_path / "redis", password="admin-pw-12345",
+                        extra_args=["--aclfile", str(tmp_path / "users.acl")]).start()
+    try:
+        producer = redis.Redis.from_url(server.url_as("producer", "producer-pw-123"))
+        worker = redis.Redis.from_url(server.url_as("worker", "worker-pw-1234"))
+        assert producer.lpush("wasmjob", b"message") == 1
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            producer.hset("wasmjob:job:x", "status", "completed")
+        assert worker.hset("wasmjob:job:x", "status", "queued") == 1
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            worker.flushall()
+        producer.close()
+        worker.close()
+    finally:
+        server.stop()
