@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from .errors import ConfigError, WasmJobError
+from .validate import check_limits
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -72,7 +73,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         table.add_row(key, str(info[key]))
     table.add_row("jobs", ", ".join(f"{j['name']} ({j['export']})" for j in info["jobs"]))
     table.add_row("imports", ", ".join(info["imports"]) or "none")
-    table.add_row("methods", ", ".join(info["permissions"]["methods"]) or "none")
+    table.add_row("methods", ", ".join(repr(m) for m in info["permissions"]["methods"]) or "none (no host methods)")
     table.add_row("limits", ", ".join(f"{k}={v}" for k, v in info["limits"].items()))
     Console().print(table)
     return 0
@@ -100,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(record["meta"].get("result")))
         return 0
     limits = ext.manifest.limits.merged(
-        fuel=args.fuel, timeout_seconds=args.timeout, max_memory_mb=args.memory
+        **check_limits({"fuel": args.fuel, "timeout_seconds": args.timeout, "max_memory_mb": args.memory})
     )
     token = store.acquire(job_id, local_owner(), ttl=limits.timeout_seconds + 60)
     resumed = store.load_checkpoint(job_id) is not None

@@ -224,6 +224,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("created", _when(rec.created_at)),
         ("finished", _when(rec.finished_at)),
     ]
+    if rec.effective_limits:
+        rows.append(("limits", limits_line(rec.effective_limits, rec.limit_notes)))
     if rec.error:
         rows.append(("error", rec.error))
     elif rec.last_error and not rec.done:
@@ -234,6 +236,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         table.add_row(key, value)
     Console().print(table)
     return 0
+
+
+def limits_line(effective: dict[str, object], notes: str) -> str:
+    """The effective limits of a job's runs in one line, with what was clamped."""
+    text = ", ".join(f"{k}={'unmetered' if v is None and k == 'fuel' else v}" for k, v in effective.items())
+    return text + (f"  (clamped: {notes})" if notes else "")
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ from .publishers import PublisherKey, Signature, load_or_create
 from .records import STATUSES, JobRecord, Page, UsageRow
 from .registry import ExtensionRef
 from .tenants import TOKEN_ENV, proof_of
+from .validate import check_limits, check_params
 
 ProgressHandler = Callable[[JobRecord], None]
 PUBLISH_TIMEOUT = 120.0
@@ -97,10 +98,14 @@ class Client:
     def add_module(
         self, wasm: bytes, manifest: Manifest, *, key: PublisherKey | str | Path | None = None
     ) -> ExtensionRef:
-        """Validate ``wasm`` (compile, check the ABI, collect its jobs), sign it and upload it."""
+        """Validate ``wasm`` against operator policy (manifest, size and counts), compile it,
+        check the ABI, collect its jobs, sign it and upload it."""
         from .registry import digest_of
         from .runtime import Runtime, RuntimeConfig
 
+        policy = self.fleet.policy
+        policy.check_manifest(manifest)
+        policy.check_module(wasm)
         publisher = key if isinstance(key, PublisherKey) else load_or_create(key)
         runtime = Runtime(RuntimeConfig(cache_dir=None))
         try:
@@ -156,8 +161,9 @@ class Client:
         it (default: ``$WASMJOB_TENANT_TOKEN``).
         """
         from .fleet.dispatch import Dispatcher
-        from .fleet.messages import check_limits
 
+        limits = check_limits(limits)
+        check_params(params, self.fleet.policy.max_params_bytes)
         ref = self._resolve(extension)
         if job not in ref.jobs:
             raise UnknownJob(f"extension {ref} has no job {job!r} (jobs: {', '.join(ref.jobs) or 'none'})")
@@ -170,7 +176,7 @@ class Client:
         rec = JobRecord(
             id=job_id, status="queued", extension=extension, ext_id=ref.id, ext_version=ref.version,
             digest=ref.digest, job=job, params=params, tenant=tenant, queue=queue, priority=priority,
-            limits=check_limits(limits), concurrent=ref.concurrent_jobs, dispatch=1,
+            limits=limits, concurrent=ref.concurrent_jobs, dispatch=1,
         )
         if explicit_id and self.fleet.records.exists(job_id):
             raise InvalidTransition(f"a job with id {job_id} exists already", job_id=job_id)

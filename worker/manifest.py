@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .encoding import Encoding, check_encoding
-from .errors import ManifestError
+from .errors import ConfigError, ManifestError
 from .job import Limits
+from .validate import ABS_MAX_BYTES, ABS_MAX_FUEL, ABS_MAX_MEMORY_MB, ABS_MAX_SECONDS, check_ext_id
 
 MANIFEST_NAME = "manifest.json"
 DURABILITY_MODES = ("checkpoint", "snapshot")
@@ -38,7 +39,8 @@ class Permissions:
     max_memory_mb: int = 64
 
     def allows_method(self, method: str) -> bool:
-        return any(method.startswith(prefix) for prefix in self.methods)
+        """True when a non-empty granted prefix starts ``method`` (an empty prefix grants nothing)."""
+        return any(prefix and method.startswith(prefix) for prefix in self.methods)
 
     def allows_library(self, library_id: str) -> bool:
         return "*" in self.libraries or library_id in self.libraries
@@ -74,12 +76,18 @@ class Manifest:
         for key in ("id", "name", "version"):
             if not isinstance(data.get(key), str) or not data[key]:
                 raise ManifestError(f"{source}: field {key!r} must be a non-empty string")
+        try:
+            check_ext_id(data["id"], what="id")
+        except ConfigError as exc:
+            raise ManifestError(f"{source}: {exc.reason}") from None
         perms_raw = _obj(data.get("permissions", {}), "permissions", source)
         rates_raw = _obj(perms_raw.get("rate_limits", {}), "permissions.rate_limits", source)
         extra = _obj(data.get("wasmjob", {}), "wasmjob", source)
-        max_memory = _int(perms_raw.get("max_memory_mb", 64), "permissions.max_memory_mb", source, minimum=1)
+        max_memory = _int(
+            perms_raw.get("max_memory_mb", 64), "permissions.max_memory_mb", source, minimum=1, maximum=ABS_MAX_MEMORY_MB
+        )
         permissions = Permissions(
-            methods=_strs(perms_raw.get("methods", ["query:"]), "permissions.methods", source),
+            methods=_methods(perms_raw.get("methods", ["query:"]), source),
             libraries=_strs(perms_raw.get("libraries", ["*"]), "permissions.libraries", source),
             rate_limits=RateLimits(
                 requests_per_minute=_int(
@@ -102,12 +110,15 @@ class Manifest:
             )
         limits = Limits(max_memory_mb=max_memory)
         limits = limits.merged(
-            fuel=_opt_int(limits_raw.get("fuel"), "wasmjob.limits.fuel", source),
+            fuel=_opt_int(limits_raw.get("fuel"), "wasmjob.limits.fuel", source, maximum=ABS_MAX_FUEL),
             timeout_seconds=_opt_num(limits_raw.get("timeout_seconds"), "wasmjob.limits.timeout_seconds", source),
             max_checkpoint_bytes=_opt_int(
-                limits_raw.get("max_checkpoint_bytes"), "wasmjob.limits.max_checkpoint_bytes", source
+                limits_raw.get("max_checkpoint_bytes"), "wasmjob.limits.max_checkpoint_bytes", source,
+                maximum=ABS_MAX_BYTES,
             ),
-            max_log_bytes=_opt_int(limits_raw.get("max_log_bytes"), "wasmjob.limits.max_log_bytes", source),
+            max_log_bytes=_opt_int(
+                limits_raw.get("max_log_bytes"), "wasmjob.limits.max_log_bytes", source, maximum=ABS_MAX_BYTES
+            ),
         )
         homepage = data.get("homepage")
         return cls(
@@ -194,19 +205,28 @@ def _strs(value: Any, name: str, source: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _int(value: Any, name: str, source: str, *, minimum: int = 0) -> int:
+def _methods(value: Any, source: str) -> tuple[str, ...]:
+    methods = _strs(value, "permissions.methods", source)
+    if any(not m for m in methods):
+        raise ManifestError(f"{source}: field 'permissions.methods' has an empty prefix, which would grant every method")
+    return methods
+
+
+def _int(value: Any, name: str, source: str, *, minimum: int = 0, maximum: int = 2**53 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ManifestError(f"{source}: field {name!r} must be an integer >= {minimum}")
+    if value > maximum:
+        raise ManifestError(f"{source}: field {name!r} must be at most {maximum}")
     return value
 
 
-def _opt_int(value: Any, name: str, source: str) -> int | None:
-    return None if value is None else _int(value, name, source, minimum=1)
+def _opt_int(value: Any, name: str, source: str, *, maximum: int = 2**53 - 1) -> int | None:
+    return None if value is None else _int(value, name, source, minimum=1, maximum=maximum)
 
 
 def _opt_num(value: Any, name: str, source: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ManifestError(f"{source}: field {name!r} must be a positive number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= ABS_MAX_SECONDS:
+        raise ManifestError(f"{source}: field {name!r} must be a positive number of seconds, finite and at most {ABS_MAX_SECONDS:g}")
     return float(value)

@@ -11,6 +11,7 @@ than the record's is a stale duplicate and is dropped.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -51,6 +52,8 @@ class JobRecord:
     queue: str | None = None
     priority: int | None = None
     limits: dict[str, Any] = field(default_factory=dict)
+    effective_limits: dict[str, Any] = field(default_factory=dict)
+    limit_notes: str = ""
     concurrent: int = 0
     dispatch: int = 0
     attempts: int = 0
@@ -95,9 +98,12 @@ class JobRecord:
             "status": text.get("status", "queued"),
             "params": _unpack(h.get("params")),
             "limits": json.loads(text["limits"]) if text.get("limits") else {},
+            "effective_limits": json.loads(text["effective_limits"]) if text.get("effective_limits") else {},
             "result": json.loads(text["result"]) if text.get("result") else None,
         }
-        for name in ("extension", "ext_id", "ext_version", "digest", "job", "message", "control", "tenant_proof"):
+        for name in (
+            "extension", "ext_id", "ext_version", "digest", "job", "message", "control", "tenant_proof", "limit_notes",
+        ):
             out[name] = text.get(name, "")
         for name in ("tenant", "queue", "worker", "error", "last_error"):
             out[name] = text.get(name) or None
@@ -363,9 +369,9 @@ class Records:
             error=error,
             delay_ms=int(delay * 1000),
             max_stalls=self.max_stalls,
-            fuel=int(fuel),
-            wall_seconds=repr(float(wall_seconds)),
-            peak_memory=int(peak_memory),
+            fuel=_counter(fuel),
+            wall_seconds=repr(_seconds(wall_seconds)),
+            peak_memory=_counter(peak_memory),
             usage_member=f"{ext_id}|{tenant}",
             job_id=job_id,
             grace_ms=self.grace_ms,
@@ -373,6 +379,48 @@ class Records:
         )
         reply = self.scripts(call, job_id=job_id)
         return Finished(as_text(reply[0]), int(reply[1]), as_text(reply[2]) or None)
+
+    def note_limits(self, job_id: str, effective: dict[str, Any], notes: list[str]) -> None:
+        """Record the limits a run of the job really gets, and why any asked value was cut."""
+        with translated(job_id):
+            self.client.hset(
+                self.keys.job(job_id), mapping={"effective_limits": json.dumps(effective), "limit_notes": "; ".join(notes)}
+            )
+
+    def reject(self, job_id: str, reason: str, *, fields: dict[str, str] | None = None) -> str:
+        """Fail a job that cannot run as asked (a bad message or record), once, without a retry.
+
+        A queued or paused job fails; a missing one is created failed (with ``fields``, for
+        ``wasmjob status``); a running or finished one is left alone. Returns the status after.
+        A WATCH transaction, not a script: it touches no lease and races only with itself.
+        """
+        k = self.keys
+        key = k.job(job_id)
+        with translated(job_id):
+            with self.client.pipeline(transaction=True) as pipe:
+                for _ in range(5):
+                    try:
+                        pipe.watch(key)
+                        status = as_text(pipe.hget(key, "status") or b"")
+                        if status in ("running", *TERMINAL):
+                            pipe.unwatch()
+                            return status
+                        now = int(time.time() * 1000)
+                        pipe.multi()
+                        if not status:
+                            base: dict[str, str | int] = {"id": job_id, "dispatch": 0, "created_at": now, "attempts": 0}
+                            base.update(fields or {})
+                            pipe.hset(key, mapping=base)  # type: ignore[arg-type]
+                            pipe.zadd(k.jobs, {job_id: now})
+                        pipe.hset(key, mapping={"status": "failed", "error": reason, "finished_at": now, "updated_at": now})
+                        pipe.zrem(k.outbox, job_id)
+                        pipe.rpush(k.events(job_id), json.dumps({"ts": now / 1000, "event": "failed", "error": reason}))
+                        pipe.ltrim(k.events(job_id), -200, -1)
+                        pipe.execute()
+                        return "failed"
+                    except redis.WatchError:
+                        continue
+        return "queued"
 
     def recover(self, job_id: str) -> Finished | None:
         """Requeue a running job whose lease expired (the sweep); None when it is alive or not running."""
@@ -432,8 +480,8 @@ class Records:
             pipe.sadd(self.keys.usage_index, f"{ext_id}|{tenant}")
             pipe.hincrby(key, "runs", 1)
             pipe.hincrby(key, "abandoned", 1)
-            pipe.hincrby(key, "fuel", int(fuel))
-            pipe.hincrbyfloat(key, "wall_seconds", float(wall_seconds))
+            pipe.hincrby(key, "fuel", _counter(fuel))
+            pipe.hincrbyfloat(key, "wall_seconds", _seconds(wall_seconds))
             pipe.execute()
 
     def usage(self) -> list[UsageRow]:
@@ -462,6 +510,19 @@ class Records:
                 )
             )
         return out
+
+
+MAX_COUNTER = 2**53 - 1  # what one run may add to a counter: exact in Lua, far from HINCRBY's 2**63
+
+
+def _counter(value: Any) -> int:
+    """A usage amount safe to HINCRBY: an int in [0, 2**53)."""
+    return max(0, min(int(value), MAX_COUNTER))
+
+
+def _seconds(value: Any) -> float:
+    seconds = float(value)
+    return seconds if 0 <= seconds < 1e9 else 0.0
 
 
 def to_json(value: Any) -> str:

@@ -5,20 +5,22 @@ from __future__ import annotations
 from wasmjob.broker_config import Settings
 
 from ..keys import Keys
+from ..policy import Policy
 from ..records import Records
 from ..registry import Registry
 from ..store.redis import RedisStore, connect
 
 
 class Fleet:
-    """Everything that talks to the fleet's Redis, built from ``settings``.
+    """Everything that talks to the fleet's Redis, built from ``settings``, and the operator's policy.
 
     No connection is opened until the first command; safe to build before a fork
     (redis-py opens fresh connections in a child process).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, policy: Policy | None = None) -> None:
         self.settings = settings
+        self.policy = policy or Policy.from_env()
         self.keys = Keys(settings.prefix)
         self.client = connect(settings.redis_url)
         self.store = RedisStore(self.client, self.keys, max_checkpoint_bytes=settings.max_checkpoint_bytes)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from kombu.exceptions import OperationalError
+from kombu.exceptions import EncodeError, OperationalError
 
-from ..errors import NotFound, StoreUnavailable
+from ..errors import ConfigError, NotFound, StoreUnavailable
 from ..records import JobRecord
 from .context import Fleet
+from ..validate import check_limits, check_params
 from .messages import TASK_NAME, JobMessage
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ class Dispatcher:
             rec = self.fleet.records.get(job_id)
         except NotFound:
             return False
+        except (ValueError, TypeError, KeyError) as exc:  # a record that cannot be decoded
+            self.fleet.records.reject(job_id, f"its record cannot be read: {type(exc).__name__}: {exc}")
+            return False
         return self.publish(rec)
 
     def publish(self, rec: JobRecord, *, ack: bool = True, tenant_token: str | None = None) -> bool:
@@ -47,18 +51,10 @@ class Dispatcher:
         if rec.status != "queued":
             records.outbox_ack(job_id, rec.dispatch)
             return False
-        msg = JobMessage(
-            job_id=rec.id,
-            # the release, so the worker knows the extension's keys before it reads the record
-            extension=f"{rec.ext_id}@{rec.ext_version}" if rec.ext_id and rec.ext_version else rec.digest or rec.extension,
-            job=rec.job,
-            # the first message carries the params: a worker may create the record from it
-            params=rec.params if rec.dispatch <= 1 else None,
-            tenant=rec.tenant,
-            limits=rec.limits,
-            dispatch=rec.dispatch,
-            tenant_token=tenant_token,
-        )
+        try:
+            msg = self._message(rec, tenant_token)
+        except ConfigError as exc:
+            return self._poison(rec, exc.reason)
         shown = JobMessage(rec.id, rec.extension or rec.digest, rec.job, rec.params, rec.tenant, rec.limits, rec.dispatch)
         options: dict[str, object] = {}
         if rec.priority is not None:
@@ -82,6 +78,8 @@ class Dispatcher:
         except (OperationalError, OSError) as exc:
             log.warning("job %s: cannot publish its message yet (the sweep will): %s", job_id, exc)
             return False
+        except (EncodeError, ValueError, TypeError, OverflowError) as exc:
+            return self._poison(rec, f"its message cannot be encoded: {type(exc).__name__}: {exc}")
         if not ack:
             return True
         try:
@@ -89,3 +87,30 @@ class Dispatcher:
         except StoreUnavailable as exc:
             log.warning("job %s: sent, but the outbox entry stays until the sweep: %s", job_id, exc.reason)
         return True
+
+    def _message(self, rec: JobRecord, tenant_token: str | None) -> JobMessage:
+        """The message of ``rec``'s current dispatch, its limits and params checked as a worker would."""
+        check_limits(rec.limits, job_id=rec.id)
+        if rec.dispatch <= 1:
+            check_params(rec.params, self.fleet.policy.max_params_bytes, job_id=rec.id)
+        return JobMessage(
+            job_id=rec.id,
+            # the release, so the worker knows the extension's keys before it reads the record
+            extension=f"{rec.ext_id}@{rec.ext_version}" if rec.ext_id and rec.ext_version else rec.digest or rec.extension,
+            job=rec.job,
+            # the first message carries the params: a worker may create the record from it
+            params=rec.params if rec.dispatch <= 1 else None,
+            tenant=rec.tenant,
+            limits=rec.limits,
+            dispatch=rec.dispatch,
+            tenant_token=tenant_token,
+        )
+
+    def _poison(self, rec: JobRecord, reason: str) -> bool:
+        """A record whose message cannot be built or encoded fails once and leaves the outbox."""
+        log.error("job %s: failed without running: %s", rec.id, reason)
+        try:
+            self.fleet.records.reject(rec.id, reason)
+        except StoreUnavailable as exc:
+            log.warning("job %s: cannot record its failure yet: %s", rec.id, exc.reason)
+        return False

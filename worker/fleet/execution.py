@@ -24,7 +24,7 @@ from ..errors import (
     StoreUnavailable,
     UnknownJob,
 )
-from ..job import DEFAULT_LIBRARY_ID, InterruptFlag, JobSpec, Outcome, Status, Usage, needs_fuel
+from ..job import DEFAULT_LIBRARY_ID, InterruptFlag, JobSpec, Limits, Outcome, Status, Usage, needs_fuel
 from ..leases import LeaseKeeper
 from ..manifest import Manifest
 from ..records import Claim, FinishKind, JobRecord
@@ -33,7 +33,7 @@ from ..store.redis import RedisStore
 from ..tenants import authenticated, proof_of
 from .dispatch import Dispatcher
 from .interrupts import InterruptWatcher, ProgressCallback
-from .limits import backoff, run_limits, wait_seconds
+from .limits import backoff, limits_summary, run_limits, wait_seconds
 from .messages import JobMessage
 from .process import WorkerProcess
 
@@ -173,7 +173,10 @@ class JobExecution:
         return ext_id
 
     def _run(self, rec: JobRecord, manifest: Manifest, claim: Claim) -> Verdict:
-        limits = run_limits(manifest, rec.limits, self.settings)
+        policy = self.fleet.policy
+        limits, notes = run_limits(manifest, rec.limits, self.settings, policy)
+        self._note_limits(rec, limits, notes)
+        manifest = policy.clamp_manifest(manifest)  # registered under another policy, maybe
         try:
             ext = self.proc.extension(rec.digest, manifest, metered=needs_fuel(limits, billing=self.settings.fuel_billing))
         except (ModuleError, ManifestError, NotFound) as exc:
@@ -209,6 +212,16 @@ class JobExecution:
         if keeper.lost and outcome.status is not Status.COMPLETED:
             log.warning("job %s: %s", rec.id, keeper.lost_reason)
         return verdict_for(outcome, claim.attempts)
+
+    def _note_limits(self, rec: JobRecord, limits: Limits, notes: list[str]) -> None:
+        """Show the run's effective limits in the record (written when they change, not per run)."""
+        effective = limits_summary(limits)
+        if rec.effective_limits == effective and rec.limit_notes == "; ".join(notes):
+            return
+        try:
+            self.fleet.records.note_limits(rec.id, effective, notes)
+        except StoreUnavailable as exc:
+            log.warning("job %s: cannot record its effective limits: %s", rec.id, exc.reason)
 
     def _finish(self, rec: JobRecord, claim: Claim, verdict: Verdict) -> dict[str, Any]:
         tenant = rec.tenant or DEFAULT_LIBRARY_ID

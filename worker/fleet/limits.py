@@ -1,7 +1,7 @@
 """The limits one run gets, and the fleet-wide concurrency of an extension.
 
-A job's limits start from its manifest, then the message's own (which may
-lower memory but not raise it above the manifest), then the fleet's: every run
+A job's limits are the lowest of the operator's policy, its manifest and the
+message's own (a submitter can only lower them), then the fleet's: every run
 ends before the fleet's run timeout (itself below Celery's visibility timeout)
 and is sliced so long jobs share the fleet.
 """
@@ -15,26 +15,34 @@ from wasmjob.broker_config import Settings
 
 from ..job import Limits
 from ..manifest import Manifest
+from ..policy import Policy
 
 # how long a job over its extension's concurrent_jobs waits before it asks again
 WAIT_SECONDS = 2.0
 
 
-def run_limits(manifest: Manifest, requested: dict[str, Any], settings: Settings) -> Limits:
-    """The limits of one run of a job of ``manifest`` asking for ``requested``."""
-    base = manifest.limits
-    memory = min(int(requested.get("max_memory_mb") or base.max_memory_mb), base.max_memory_mb)
-    timeout = min(float(requested.get("timeout_seconds") or base.timeout_seconds), settings.run_timeout)
-    slice_seconds = float(requested.get("slice_seconds") or settings.slice_seconds)
-    return base.merged(
-        max_memory_mb=memory,
-        fuel=requested.get("fuel"),
-        timeout_seconds=timeout,
-        slice_seconds=min(slice_seconds, timeout),
-        max_checkpoint_bytes=min(
-            int(requested.get("max_checkpoint_bytes") or base.max_checkpoint_bytes), settings.max_checkpoint_bytes
-        ),
+def run_limits(manifest: Manifest, requested: dict[str, Any], settings: Settings, policy: Policy) -> tuple[Limits, list[str]]:
+    """The limits of one run of a job of ``manifest`` asking for ``requested``: min(policy,
+    manifest, submitter, fleet), and a note for each requested value that was clamped."""
+    return policy.effective_limits(
+        manifest,
+        requested,
+        run_timeout=settings.run_timeout,
+        slice_seconds=settings.slice_seconds,
+        store_checkpoint_bytes=settings.max_checkpoint_bytes,
     )
+
+
+def limits_summary(limits: Limits) -> dict[str, Any]:
+    """The effective limits as the job record shows them."""
+    return {
+        "fuel": limits.fuel,
+        "timeout_seconds": limits.timeout_seconds,
+        "slice_seconds": limits.slice_seconds,
+        "max_memory_mb": limits.max_memory_mb,
+        "max_checkpoint_bytes": limits.max_checkpoint_bytes,
+        "max_log_bytes": limits.max_log_bytes,
+    }
 
 
 def concurrent_limit(manifest: Manifest) -> int:

@@ -30,6 +30,10 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..job import DEFAULT_LIBRARY_ID
+from ..validate import LIMIT_FIELDS, check_limits, check_params
+
+__all__ = ["TASK_NAME", "TASK_OPTIONS", "LIMIT_KEYS", "JobMessage", "check_limits", "redact", "job_id_of"]
+DEFAULT_MAX_PARAMS_BYTES = 1024 * 1024
 
 TASK_NAME = "wasmjob.run"
 # Options of the task: late acks and reject on worker lost keep a message until its run ends;
@@ -37,13 +41,7 @@ TASK_NAME = "wasmjob.run"
 # follows task-started events), so the backend is written once per task. The bench gives its
 # plain baseline task these same options.
 TASK_OPTIONS: dict[str, bool] = {"acks_late": True, "reject_on_worker_lost": True, "track_started": False}
-LIMIT_KEYS = {
-    "fuel": int,
-    "timeout_seconds": float,
-    "slice_seconds": float,
-    "max_memory_mb": int,
-    "max_checkpoint_bytes": int,
-}
+LIMIT_KEYS = tuple(LIMIT_FIELDS)
 _SECRET_WORDS = ("password", "secret", "token", "key", "credential", "auth")
 REPR_LIMIT = 240
 
@@ -62,11 +60,21 @@ class JobMessage:
     tenant_token: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any], *, task_id: str | None = None) -> JobMessage:
-        """Validate a received message; every problem is a ConfigError naming the field."""
-        job_id = kwargs.get("job_id") or task_id
-        if not isinstance(job_id, str) or not _is_uuid(job_id):
-            raise ConfigError(f"job_id must be a UUID string, got {job_id!r}")
+    def from_kwargs(
+        cls,
+        kwargs: dict[str, Any],
+        *,
+        task_id: str | None = None,
+        args: tuple[Any, ...] = (),
+        max_params_bytes: int = DEFAULT_MAX_PARAMS_BYTES,
+    ) -> JobMessage:
+        """Validate a received message; every problem is a ConfigError naming the field (and the
+        job, once its id is known): limits and params are checked by :mod:`wasmjob.validate`."""
+        job_id = job_id_of(kwargs, task_id)
+        if job_id is None:
+            raise ConfigError(f"job_id must be a UUID string, got {kwargs.get('job_id') or task_id!r}")
+        if args:
+            raise ConfigError("wasmjob.run takes keyword arguments only; got positional arguments", job_id=job_id)
         for name in ("extension", "job"):
             if not isinstance(kwargs.get(name), str) or not kwargs[name]:
                 raise ConfigError(f"{name} must be a non-empty string", job_id=job_id)
@@ -74,7 +82,7 @@ class JobMessage:
         if tenant is not None and (not isinstance(tenant, str) or not _is_uuid(tenant)):
             raise ConfigError(f"tenant must be a UUID string or null, got {tenant!r}", job_id=job_id)
         dispatch = kwargs.get("dispatch", 0)
-        if isinstance(dispatch, bool) or not isinstance(dispatch, int) or dispatch < 0:
+        if isinstance(dispatch, bool) or not isinstance(dispatch, int) or not 0 <= dispatch < 2**53:
             raise ConfigError(f"dispatch must be a non-negative integer, got {dispatch!r}", job_id=job_id)
         token = kwargs.get("tenant_token")
         if token is not None and (not isinstance(token, str) or not 0 < len(token) <= 128):
@@ -86,7 +94,7 @@ class JobMessage:
             job_id=str(uuid.UUID(job_id)),
             extension=kwargs["extension"],
             job=kwargs["job"],
-            params=kwargs.get("params"),
+            params=check_params(kwargs.get("params"), max_params_bytes, job_id=job_id),
             tenant=str(uuid.UUID(tenant)) if tenant else None,
             limits=check_limits(kwargs.get("limits"), job_id=job_id),
             dispatch=dispatch,
@@ -130,25 +138,6 @@ class JobMessage:
         return "{" + ", ".join(parts) + "}"
 
 
-def check_limits(raw: Any, *, job_id: str | None = None) -> dict[str, Any]:
-    """The per-job limits a message may carry, type-checked."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError("limits must be an object", job_id=job_id)
-    out: dict[str, Any] = {}
-    for name, value in raw.items():
-        kind = LIMIT_KEYS.get(name)
-        if kind is None:
-            raise ConfigError(f"unknown limit {name!r} (known: {', '.join(LIMIT_KEYS)})", job_id=job_id)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigError(f"limit {name} must be a positive number", job_id=job_id)
-        out[name] = kind(value)
-    return out
-
-
 def redact(value: Any, depth: int = 0) -> Any:
     """``value`` with anything under a secret-looking key replaced by ``'***'``."""
     if depth > 4:
@@ -168,6 +157,13 @@ def redact(value: Any, depth: int = 0) -> Any:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 1] + "…"
+
+
+def job_id_of(kwargs: Any, task_id: str | None = None) -> str | None:
+    """The job id a message names (its ``job_id``, else the Celery task id) when it is a UUID."""
+    job_id = kwargs.get("job_id") if isinstance(kwargs, dict) else None
+    job_id = job_id or task_id
+    return str(uuid.UUID(job_id)) if isinstance(job_id, str) and _is_uuid(job_id) else None
 
 
 def _is_uuid(text: str) -> bool:

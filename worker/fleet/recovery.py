@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import StoreUnavailable
@@ -73,16 +74,34 @@ class Sweeper:
         report.ran = True
         active = records.active_ids()
         for job_id, alive in zip(active, records.leases_alive(active)):
-            if alive:
-                continue
-            done = records.recover(job_id)
-            if done is None:
-                continue
-            report.recovered[job_id] = done.status
-            log.warning("job %s: its worker's lease expired; now %s", job_id, done.status)
-            if done.status == "queued" and self.dispatcher.send(job_id):
-                report.sent += 1
+            if not alive:
+                self._one(job_id, report, self._recover)
         for job_id in records.outbox_take():
-            if self.dispatcher.send(job_id):
-                report.sent += 1
+            self._one(job_id, report, self._send)
         return report
+
+    def _one(self, job_id: str, report: SweepReport, step: Callable[[str, SweepReport], None]) -> None:
+        """One job's part of a round: its failure is logged and never stops the round."""
+        try:
+            step(job_id, report)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            log.exception("sweep: job %s could not be handled; it fails, the round goes on", job_id)
+            try:
+                self.fleet.records.reject(job_id, f"the fleet cannot handle this job: {type(exc).__name__}: {exc}")
+            except Exception:
+                log.exception("sweep: cannot record the failure of job %s", job_id)
+
+    def _recover(self, job_id: str, report: SweepReport) -> None:
+        done = self.fleet.records.recover(job_id)
+        if done is None:
+            return
+        report.recovered[job_id] = done.status
+        log.warning("job %s: its worker's lease expired; now %s", job_id, done.status)
+        if done.status == "queued" and self.dispatcher.send(job_id):
+            report.sent += 1
+
+    def _send(self, job_id: str, report: SweepReport) -> None:
+        if self.dispatcher.send(job_id):
+            report.sent += 1

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, StoreUnavailable
 from .execution import JobExecution
 from .limits import backoff
-from .messages import JobMessage
+from .context import Fleet
+from .messages import JobMessage, job_id_of
 
 if TYPE_CHECKING:
     from celery import Task
@@ -18,19 +19,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def run(task: Task, **kwargs: Any) -> dict[str, Any]:
+def run(task: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Run one delivered job message (see ``messages.py`` for its fields)."""
     app: FleetApp = task.app  # type: ignore[assignment]
     req = task.request
+    proc = app.worker_process()
     try:
-        msg = JobMessage.from_kwargs(kwargs, task_id=req.id)
+        msg = JobMessage.from_kwargs(
+            kwargs, task_id=req.id, args=args, max_params_bytes=proc.fleet.policy.max_params_bytes
+        )
     except ConfigError as exc:
-        log.error("rejected a wasmjob.run message: %s", exc)
-        return {"status": "rejected", "error": str(exc)}
+        return reject_message(proc.fleet, kwargs, req.id, exc)
     queue = (req.delivery_info or {}).get("routing_key")
     progress = ProgressEvents(app, req.hostname, req.id) if app.conf.worker_send_task_events else None
     execution = JobExecution(
-        app.worker_process(), msg, req.hostname or "worker", app.dispatcher(), queue=queue, on_progress=progress
+        proc, msg, req.hostname or "worker", app.dispatcher(), queue=queue, on_progress=progress
     )
     try:
         return execution.run()
@@ -38,6 +41,21 @@ def run(task: Task, **kwargs: Any) -> dict[str, Any]:
         # Redis went away between delivery and claim: deliver again later, same dispatch
         log.warning("job %s: store unavailable before it ran (%s); retrying", msg.job_id, exc.reason)
         raise task.retry(countdown=backoff(req.retries + 1), max_retries=None) from exc
+
+
+def reject_message(fleet: Fleet, kwargs: dict[str, Any], task_id: str | None, exc: ConfigError) -> dict[str, Any]:
+    """A message that cannot run fails its job once, with the reason; never retried."""
+    log.error("rejected a wasmjob.run message: %s", exc)
+    job_id = job_id_of(kwargs, task_id)
+    out = {"status": "rejected", "error": str(exc)}
+    if job_id is None:
+        return out
+    shown = {name: str(kwargs.get(name))[:200] for name in ("extension", "job") if isinstance(kwargs.get(name), str)}
+    try:
+        out["status"] = fleet.records.reject(job_id, exc.reason, fields=shown)
+    except StoreUnavailable as err:
+        log.warning("job %s: cannot record the rejection: %s", job_id, err.reason)
+    return out
 
 
 class ProgressEvents:
