@@ -127,7 +127,7 @@ def test_malformed_and_malicious_modules_fail_with_their_reason_and_workers_serv
     pids = {n: w.proc.pid for n, w in fleet.workers.items()}
 
     trap = client.submit("trapper", "tick")
-    bomb = client.submit("bomber", "tick")
+    bomb = client.submit("bomber", "tick", limits={"max_memory_mb": 512})  # more than its manifest allows
     spin = client.submit("spinner", "tick", limits={"timeout_seconds": 0.3})
     bad = client.submit("garbage@6.6.6", "tick", ticker_params(10))
     assert trap.wait(20).error.startswith("trap: unreachable")

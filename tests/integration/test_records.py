@@ -41,6 +41,18 @@ def test_a_new_job_is_queued_with_its_params_and_in_the_outbox(redis_fleet) -> N
                               tenant=None, queue=None, priority=None, limits=None, dispatch=1, enqueue=False)
 
 
+def test_an_outbox_ack_drops_the_entry_only_for_the_dispatch_it_sent(redis_fleet) -> None:
+    records, outbox = redis_fleet.records, redis_fleet.keys.outbox
+    job = make_job(records)
+    records.control(job, "pause")
+    _, dispatch, _ = records.control(job, "resume")  # a newer message (dispatch 2) is due now
+    assert dispatch == 2
+    records.outbox_ack(job, 1)  # the late ack of the first message
+    assert redis_fleet.client.zscore(outbox, job) is not None, "a stale ack dropped the newer message"
+    records.outbox_ack(job, 2)
+    assert redis_fleet.client.zscore(outbox, job) is None
+
+
 def test_claiming_takes_the_lease_marks_running_and_leaves_the_outbox(redis_fleet) -> None:
     records = redis_fleet.records
     job = make_job(records)

@@ -151,6 +151,33 @@ def test_check_interrupt_returns_zero_until_requested(runtime: Runtime, store: L
     assert out.status is Status.INTERRUPTED and out.interrupt is InterruptReason.PAUSE
 
 
+def test_cancel_overrides_an_earlier_pause_but_nothing_overrides_a_cancel(runtime: Runtime, store: LocalStore) -> None:
+    body = f"(if (call $check_interrupt (i32.const {JOB_ID})) (then (return (i32.const 1)))) (i32.const 0)"
+    flag = InterruptFlag()
+    flag.request(InterruptReason.PAUSE)
+    flag.request(InterruptReason.CANCEL)
+    out = run_job(runtime, store, wat_module(body), interrupts=flag)
+    assert out.interrupt is InterruptReason.CANCEL, "a cancel must win over a pause asked for before it"
+    flag.request(InterruptReason.PAUSE)
+    assert flag.reason is InterruptReason.CANCEL
+    first = InterruptFlag()
+    first.request(InterruptReason.SLICE)
+    first.request(InterruptReason.PAUSE)
+    assert first.reason is InterruptReason.SLICE  # otherwise the first reason wins
+
+
+def test_a_checkpoint_exactly_at_the_limit_is_kept_and_one_byte_more_is_refused(runtime: Runtime, store: LocalStore) -> None:
+    wasm = wat_module(
+        f"(if (call $checkpoint (i32.const {JOB_ID}) (i32.const 0) (i32.const 1024)) (then (return (i32.const 3))))"
+        f"(if (i32.eqz (call $checkpoint (i32.const {JOB_ID}) (i32.const 0) (i32.const 1025))) (then (return (i32.const 4))))"
+        "(i32.const 0)"
+    )
+    out = run_job(runtime, store, wasm, limits=Limits(max_checkpoint_bytes=1024))
+    assert out.checkpoints == 1, out.reason  # 1024 bytes went through (the job did not return 3)
+    assert out.status is Status.FAILED and "1025 bytes exceeds the limit of 1024" in out.reason
+    assert len(store.load_checkpoint(out.job_id) or b"") == 1024
+
+
 def test_check_interrupt_with_bad_pointer_fails(runtime: Runtime, store: LocalStore) -> None:
     out = run_job(runtime, store, wat_module(f"(drop (call $check_interrupt {OOB})) (i32.const 0)"))
     assert out.failure == "bad_pointer" and "job_check_interrupt" in out.reason
@@ -252,6 +279,15 @@ def test_call_outside_permitted_prefixes_is_denied_and_logged(runtime: Runtime, 
     out = run_job(runtime, store, wasm, manifest=_kv_manifest(["query:"]))
     assert out.status is Status.FAILED and out.failure == "guest"
     assert "not permitted" in out.reason
+
+
+def test_a_method_prefix_permits_only_the_methods_under_it(runtime: Runtime, store: LocalStore) -> None:
+    manifest = _kv_manifest(["query:kv.", "action:kv."])
+    info = wat_module(_call_body(512, 17, 600, 2), data={512: "query:job.info.v1", 600: "{}"})
+    out = run_job(runtime, store, info, manifest=manifest)
+    assert out.status is Status.FAILED and "method query:job.info.v1 is not permitted" in out.reason
+    get = wat_module(_call_body(512, 15, 600, 11), data={512: "query:kv.get.v1", 600: KV_GET})
+    assert run_job(runtime, store, get, manifest=manifest).status is Status.COMPLETED
 
 
 def test_unknown_method_and_bad_payload_return_zero(runtime: Runtime, store: LocalStore) -> None:

@@ -70,3 +70,11 @@ def test_module_without_manifest_gets_the_default(tmp_path: Path) -> None:
     assert find_manifest(tmp_path / "thing.wasm").id == "thing"
     (tmp_path / "manifest.json").write_text(json.dumps(SPACEDRIVE | {"wasm_file": "thing.wasm"}))
     assert find_manifest(tmp_path / "thing.wasm").id == "test-extension"
+
+
+def test_a_method_prefix_allows_the_methods_under_it_and_no_others_of_the_same_kind() -> None:
+    perms = Manifest.from_dict(SPACEDRIVE | {"permissions": {"methods": ["action:kv.", "query:job.info.v1"]}}).permissions
+    assert perms.allows_method("action:kv.set.v1")
+    assert not perms.allows_method("action:files.delete.v1")
+    assert perms.allows_method("query:job.info.v1")
+    assert not perms.allows_method("query:kv.get.v1")
