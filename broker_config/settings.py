@@ -36,6 +36,7 @@ ENV = {
     "WASMJOB_FUEL_BILLING": "fuel_billing",
     "WASMJOB_REGISTRATION": "registration",
     "WASMJOB_TENANT_SECRET": "tenant_secret",
+    "WASMJOB_SNAPSHOT_SECONDS": "snapshot_seconds",
 }
 
 
@@ -57,6 +58,8 @@ class Settings:
     ``registration``: ``open`` (any publisher key claims an unowned extension id) or
     ``closed`` (only keys the operator registered). ``tenant_secret``: when set, a job
     runs for a tenant only with that tenant's token (``wasmjob tenants token``).
+    ``snapshot_seconds``: a job of an extension in snapshot mode is snapshotted every
+    this many seconds of run time, so a crash loses at most about that much work.
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -78,6 +81,7 @@ class Settings:
     fuel_billing: bool = False
     registration: str = "open"
     tenant_secret: str | None = None
+    snapshot_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -100,6 +104,8 @@ class Settings:
             raise ConfigError("WASMJOB_REDIS_CERT_REQS must be required, optional or none")
         if self.lease_ttl <= 0 or self.sweep_interval <= 0 or self.slice_seconds <= 0 or self.run_timeout <= 0:
             raise ConfigError("lease TTL, sweep interval, slice and run timeout must be positive")
+        if self.snapshot_seconds <= 0:
+            raise ConfigError("WASMJOB_SNAPSHOT_SECONDS must be positive")
         if self.run_timeout >= self.visibility_timeout * 0.9:
             raise ConfigError(
                 f"WASMJOB_RUN_TIMEOUT ({self.run_timeout:g}s) must stay below 90% of the visibility timeout"

@@ -69,7 +69,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(show_header=False, box=None)
-    for key in ("id", "name", "version", "digest", "size", "state_encoding"):
+    for key in ("id", "name", "version", "digest", "size", "state_encoding", "durability"):
         table.add_row(key, str(info[key]))
     table.add_row("jobs", ", ".join(f"{j['name']} ({j['export']})" for j in info["jobs"]))
     table.add_row("imports", ", ".join(info["imports"]) or "none")
@@ -101,7 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(record["meta"].get("result")))
         return 0
     limits = ext.manifest.limits.merged(
-        **check_limits({"fuel": args.fuel, "timeout_seconds": args.timeout, "max_memory_mb": args.memory})
+        **check_limits({"fuel": args.fuel, "timeout_seconds": args.timeout, "max_memory_mb": args.memory}),
+        snapshot_seconds=args.snapshot_every if ext.snapshot_mode else None,
     )
     token = store.acquire(job_id, local_owner(), ttl=limits.timeout_seconds + 60)
     resumed = store.load_checkpoint(job_id) is not None
@@ -120,9 +121,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if outcome.status is Status.INTERRUPTED:
         store.set_meta(job_id, status="paused", usage=usage)
+        saved = "a snapshot" if ext.snapshot_mode else f"{outcome.checkpoints} checkpoint(s)"
         print(
-            f"interrupted at {outcome.progress:.0%} after {outcome.checkpoints} checkpoint(s); "
-            "run the same command again to resume",
+            f"interrupted at {outcome.progress:.0%} after {saved}; run the same command again to resume",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
@@ -206,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
     run.add_argument("--memory", type=int, help="memory limit in MiB")
     run.add_argument("--fresh", action="store_true", help="forget the job's checkpoint and start over")
+    run.add_argument(
+        "--snapshot-every", type=float, default=10.0, metavar="SECONDS",
+        help="snapshot mode: seconds of run time between snapshots (default 10)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
 

@@ -110,11 +110,14 @@ class Client:
         runtime = Runtime(RuntimeConfig(cache_dir=None))
         try:
             ext = runtime.load(wasm, manifest)
+            instrumented = runtime.instrumenter.get(wasm, ext.digest) if ext.snapshot_mode else None
         finally:
             runtime.close()
         signature = Signature.make(publisher, manifest.id, manifest.version, digest_of(wasm), manifest.to_dict())
         try:
-            return self.fleet.registry.add(wasm, manifest, list(ext.jobs), signature=signature)
+            return self.fleet.registry.add(
+                wasm, manifest, list(ext.jobs), signature=signature, instrumented=instrumented
+            )
         except PermissionDenied:
             return self._publish_through_worker(wasm, manifest, signature)
 

@@ -78,12 +78,21 @@ class Registry:
         self.registration = registration
 
     def add(
-        self, wasm: bytes, manifest: Manifest, jobs: list[str] | tuple[str, ...], *, signature: Signature
+        self,
+        wasm: bytes,
+        manifest: Manifest,
+        jobs: list[str] | tuple[str, ...],
+        *,
+        signature: Signature,
+        instrumented: bytes | None = None,
     ) -> ExtensionRef:
         """Store ``wasm`` under its digest as release ``manifest.id@version``, signed by ``signature``.
 
         The caller validated the module; here the version must be semantic, the signature must
         cover these bytes and this manifest, and its key must own the id (or claim a new one).
+        ``instrumented``: for snapshot mode, the module's asyncify-instrumented bytes, stored
+        under their own digest and named in the original module's meta (the original's digest
+        stays the extension's identity; the signature does not cover these bytes).
         """
         if len(wasm) > MAX_MODULE_BYTES:
             raise ModuleError(f"module is {len(wasm)} bytes; the registry takes at most {MAX_MODULE_BYTES}")
@@ -102,7 +111,25 @@ class Registry:
             publisher=signature.public, signature=signature.signature, registration=self.registration,
         )
         self.scripts(call)
+        if instrumented is not None:
+            self._add_instrumented(hex_digest, instrumented)
         return self.describe(manifest.id, manifest.version)
+
+    def _add_instrumented(self, hex_digest: str, code: bytes) -> None:
+        if len(code) > MAX_MODULE_BYTES:
+            raise ModuleError(f"instrumented module is {len(code)} bytes; the registry takes at most {MAX_MODULE_BYTES}")
+        code_digest = digest_of(code)
+        with translated():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(self.keys.module(code_digest.split(":", 1)[1]), code, nx=True)
+            pipe.hset(self.keys.module_meta(hex_digest), "instrumented", code_digest)
+            pipe.execute()
+
+    def instrumented(self, digest: str) -> bytes | None:
+        """The instrumented bytes registered for module ``digest`` (verified against their digest), or None."""
+        with translated():
+            raw = self.client.hget(self.keys.module_meta(digest.split(":", 1)[-1]), "instrumented")
+        return None if raw is None else self.fetch(as_text(raw))
 
     # owners and publishers (operator acts: they need credentials that may write the registry) ----
 

@@ -24,13 +24,14 @@ WAIT_SECONDS = 2.0
 def run_limits(manifest: Manifest, requested: dict[str, Any], settings: Settings, policy: Policy) -> tuple[Limits, list[str]]:
     """The limits of one run of a job of ``manifest`` asking for ``requested``: min(policy,
     manifest, submitter, fleet), and a note for each requested value that was clamped."""
-    return policy.effective_limits(
+    limits, notes = policy.effective_limits(
         manifest,
         requested,
         run_timeout=settings.run_timeout,
         slice_seconds=settings.slice_seconds,
         store_checkpoint_bytes=settings.max_checkpoint_bytes,
     )
+    return limits.merged(snapshot_seconds=settings.snapshot_seconds), notes
 
 
 def limits_summary(limits: Limits) -> dict[str, Any]:

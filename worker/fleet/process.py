@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from wasmjob.broker_config import Settings
 
 from ..manifest import Manifest
+from ..snapshot.instrument import can_instrument
 from .context import Fleet
 from .supervisor import Supervisor
 
@@ -75,7 +76,12 @@ class WorkerProcess:
                 self._extensions.move_to_end(key)
                 return cached
         wasm = self.fleet.registry.fetch(digest)
-        ext = self.runtime.load(wasm, manifest, digest=digest, metered=metered)
+        instrumented = None
+        if manifest.durability == "snapshot" and not can_instrument():
+            # the publisher's signature covers the original only: a worker with binaryen makes
+            # (and caches) the instrumented bytes itself; one without takes the registry's copy
+            instrumented = self.fleet.registry.instrumented(digest)
+        ext = self.runtime.load(wasm, manifest, digest=digest, metered=metered, instrumented=instrumented)
         with self._lock:
             self._extensions[key] = ext
             _trim(self._extensions)

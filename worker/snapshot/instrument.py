@@ -80,6 +80,11 @@ def find_wasm_opt() -> str:
     return found
 
 
+def can_instrument() -> bool:
+    """True when this machine has a ``wasm-opt`` to instrument modules with."""
+    return bool(os.environ.get("WASMJOB_WASM_OPT") or shutil.which("wasm-opt"))
+
+
 def tool_version(wasm_opt: str) -> str:
     """``wasm-opt --version``'s number, e.g. ``108``."""
     try:

@@ -1,0 +1,90 @@
+"""Snapshot mode on real workers: a job that never checkpoints pauses, resumes, and survives SIGKILL.
+
+Two workers of their own read a queue of their own, with a snapshot every 0.2 s
+of run time, so the session fleet's workers never see these jobs. N-Queens for
+n=15 has 2,279,184 solutions (the count of one uninterrupted run, and OEIS A000170);
+the job's whole state is its recursion.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wasmjob.snapshot.image import is_snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUE = "snapq"
+N, SOLUTIONS = 15, 2_279_184
+
+pytestmark = pytest.mark.skipif(shutil.which("wasm-opt") is None, reason="binaryen's wasm-opt is not installed")
+
+
+@pytest.fixture(scope="module")
+def snap_workers(_fleet) -> Iterator[dict]:
+    from wasmjob.fleet.procs import LocalWorker
+
+    env = {**_fleet.env, "WASMJOB_SNAPSHOT_SECONDS": "0.2", "WASMJOB_QUEUE": QUEUE}
+    workers = {
+        name: LocalWorker(name, env, _fleet.tmp / f"{name}.log", queues=QUEUE).start() for name in ("s1", "s2")
+    }
+    for w in workers.values():
+        w.wait_ready()
+    yield workers
+    for w in workers.values():
+        w.stop(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def nqueens(_fleet):
+    return _fleet.client.add_extension(ROOT / "extensions" / "nqueens")
+
+
+def _wait(job, predicate, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rec = job.record()
+        if predicate(rec):
+            return rec
+        assert not rec.done, f"job ended early ({what}): {rec.status} {rec.error}"
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}: {job.record()}")
+
+
+def test_the_registry_keeps_the_instrumented_module_beside_the_original(_fleet, nqueens) -> None:
+    registry = _fleet.client.fleet.registry
+    code = registry.instrumented(nqueens.digest)
+    assert code is not None and b"asyncify_start_unwind" in code
+    assert registry.fetch(nqueens.digest) == (ROOT / "extensions" / "nqueens" / "nqueens.wasm").read_bytes()
+
+
+@pytest.mark.timeout(120)
+def test_a_job_that_never_checkpoints_pauses_resumes_and_survives_sigkill(_fleet, snap_workers, nqueens) -> None:
+    client = _fleet.client
+    job = client.submit("nqueens", "nqueens", {"n": N}, queue=QUEUE)
+    _wait(job, lambda r: r.status == "running" and r.checkpoints >= 2, "periodic snapshots")
+    job.pause()
+    rec = job.wait(15, until=("paused",))
+    store = client.fleet.store
+    assert is_snapshot(store.load_checkpoint(job.id)), "the pause saved no snapshot"
+    paused_at = rec.checkpoints
+    job.resume()
+    rec = _wait(job, lambda r: r.status == "running" and r.checkpoints >= paused_at + 2 and r.worker, "resumed snapshots")
+    victim = snap_workers[rec.worker.split("@", 1)[0]]
+    victim.kill()
+    killed_at_checkpoints = job.record().checkpoints
+    try:
+        rec = job.wait(90)
+    finally:
+        victim.start()
+    assert rec.status == "completed", rec.error
+    assert rec.result == {"n": N, "solutions": SOLUTIONS}
+    claims = [e for e in job.events() if e["event"] == "claimed"]
+    assert len(claims) >= 3  # first run, after the resume, after the kill
+    assert not claims[-1]["worker"].startswith(victim.name)
+    assert claims[-1]["from_checkpoint"] >= killed_at_checkpoints - 1  # it went on from a snapshot, not from zero
+    assert rec.recoveries >= 1
