@@ -37,6 +37,9 @@ ENV = {
     "WASMJOB_REGISTRATION": "registration",
     "WASMJOB_TENANT_SECRET": "tenant_secret",
     "WASMJOB_SNAPSHOT_SECONDS": "snapshot_seconds",
+    "WASMJOB_RETENTION_SECONDS": "retention_seconds",
+    "WASMJOB_MAX_RETENTION_SECONDS": "max_retention_seconds",
+    "WASMJOB_RESULT_INLINE_BYTES": "result_inline_bytes",
 }
 
 
@@ -60,6 +63,10 @@ class Settings:
     runs for a tenant only with that tenant's token (``wasmjob tenants token``).
     ``snapshot_seconds``: a job of an extension in snapshot mode is snapshotted every
     this many seconds of run time, so a crash loses at most about that much work.
+    ``retention_seconds``: how long a finished job (completed, failed, cancelled) keeps its
+    record, result, state, logs and events before they expire together; a job may ask for
+    its own with the ``retention_seconds`` limit, up to ``max_retention_seconds``.
+    ``result_inline_bytes``: a larger result is kept beside the record, not in it.
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -82,6 +89,9 @@ class Settings:
     registration: str = "open"
     tenant_secret: str | None = None
     snapshot_seconds: float = 10.0
+    retention_seconds: float = 3 * 86400.0
+    max_retention_seconds: float = 30 * 86400.0
+    result_inline_bytes: int = 64 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -115,6 +125,8 @@ class Settings:
             raise ConfigError("WASMJOB_REGISTRATION must be open or closed")
         if self.tenant_secret is not None and len(self.tenant_secret) < 16:
             raise ConfigError("WASMJOB_TENANT_SECRET must be at least 16 characters")
+        if not 1 <= self.retention_seconds <= self.max_retention_seconds:
+            raise ConfigError("WASMJOB_RETENTION_SECONDS must be at least 1 and at most WASMJOB_MAX_RETENTION_SECONDS")
         if self.max_stalls < 1:
             raise ConfigError("WASMJOB_MAX_STALLS must be at least 1")
         return self

@@ -220,7 +220,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("attempts", f"{rec.attempts} (recovered {rec.recoveries}x)" if rec.recoveries else str(rec.attempts)),
         ("worker", rec.worker or "-"),
         ("items / bytes", f"{rec.items} / {rec.bytes}"),
-        ("fuel / wall", f"{rec.fuel:,} / {rec.wall_seconds:.2f}s"),
+        ("fuel / wall / cpu", f"{rec.fuel:,} / {rec.wall_seconds:.2f}s / {rec.cpu_seconds:.2f}s"),
         ("created", _when(rec.created_at)),
         ("finished", _when(rec.finished_at)),
     ]
@@ -303,11 +303,13 @@ def cmd_usage(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("extension", "tenant", "runs", "fuel", "wall s", "completed", "failed", "cancelled", "abandoned")
+    table = Table(
+        "extension", "tenant", "runs", "fuel", "wall s", "cpu s", "completed", "failed", "cancelled", "abandoned"
+    )
     for r in rows:
         table.add_row(
-            r.extension, r.tenant, str(r.runs), f"{r.fuel:,}", f"{r.wall_seconds:.2f}", str(r.completed),
-            str(r.failed), str(r.cancelled), str(r.abandoned),
+            r.extension, r.tenant, str(r.runs), f"{r.fuel:,}", f"{r.wall_seconds:.2f}", f"{r.cpu_seconds:.2f}",
+            str(r.completed), str(r.failed), str(r.cancelled), str(r.abandoned),
         )
     Console().print(table)
     return 0

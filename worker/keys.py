@@ -16,7 +16,10 @@ Jobs
   {p}:job:{id}:logs            list    JSON log lines, trimmed to the newest N
   {p}:job:{id}:warnings        list    warning texts, trimmed to the newest N
   {p}:job:{id}:events          list    JSON lifecycle events (claimed, checkpoint-resumed, lost, completed ...)
-  {p}:jobs                     zset    every job id, scored by creation time (ms)
+  {p}:job:{id}:result          string  a completed job's result JSON when larger than the inline limit
+  {p}:jobs                     zset    every job id, scored by creation time (ms); cursor pages walk it
+  {p}:expiring                 zset    ids of finished jobs, scored by when their keys expire (ms); the
+                                       sweep prunes them from {p}:jobs once that time passed
   {p}:active                   set     ids of jobs whose status is ``running`` (the recovery sweep scans it)
   {p}:outbox                   zset    job ids whose next message is due, scored by due time (ms)
 
@@ -79,9 +82,16 @@ class Keys:
     def events(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:events"
 
+    def result(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:result"
+
     @property
     def jobs(self) -> str:
         return f"{self.prefix}:jobs"
+
+    @property
+    def expiring(self) -> str:
+        return f"{self.prefix}:expiring"
 
     @property
     def active(self) -> str:

@@ -29,15 +29,22 @@ FinishKind = Literal["completed", "failed", "interrupted", "retry"]
 
 _INTS = (
     "dispatch", "attempts", "checkpoints", "stalls", "recoveries", "items", "bytes",
-    "fuel", "peak_memory", "refused_writes", "priority", "fence", "concurrent",
+    "fuel", "peak_memory", "refused_writes", "priority", "fence", "concurrent", "result_bytes",
 )
-_FLOATS = ("progress", "ckpt_progress", "wall_seconds")
-_TIMES = ("created_at", "queued_at", "started_at", "run_started_at", "finished_at", "updated_at", "checkpoint_at")
+_FLOATS = ("progress", "ckpt_progress", "wall_seconds", "cpu_seconds")
+_TIMES = (
+    "created_at", "queued_at", "started_at", "run_started_at", "finished_at", "updated_at", "checkpoint_at",
+    "expires_at",
+)
 
 
 @dataclass
 class JobRecord:
-    """Everything stored about one job; times are unix seconds."""
+    """Everything stored about one job; times are unix seconds.
+
+    ``expires_at`` is when a finished job's keys expire; ``result_bytes`` is set when the
+    result is kept beside the record (``Records.get`` reads it, a page of records does not).
+    """
 
     id: str
     status: str
@@ -68,10 +75,12 @@ class JobRecord:
     bytes: int = 0
     checkpoints: int = 0
     result: Any = None
+    result_bytes: int = 0
     error: str | None = None
     last_error: str | None = None
     fuel: int = 0
     wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
     peak_memory: int = 0
     refused_writes: int = 0
     created_at: float | None = None
@@ -81,6 +90,7 @@ class JobRecord:
     finished_at: float | None = None
     updated_at: float | None = None
     checkpoint_at: float | None = None
+    expires_at: float | None = None
 
     @property
     def done(self) -> bool:
@@ -159,6 +169,7 @@ class UsageRow:
     runs: int
     fuel: int
     wall_seconds: float
+    cpu_seconds: float
     completed: int
     failed: int
     cancelled: int
@@ -188,12 +199,26 @@ class Records:
     outbox entry waits before the sweep sends it again.
     """
 
-    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, *, max_stalls: int = 3, grace: float = 10.0) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        scripts: Scripts,
+        *,
+        max_stalls: int = 3,
+        grace: float = 10.0,
+        retention: float = 3 * 86400.0,
+        max_retention: float = 30 * 86400.0,
+        result_inline_bytes: int = 64 * 1024,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.scripts = scripts
         self.max_stalls = max_stalls
         self.grace_ms = int(grace * 1000)
+        self.retain_ms = int(retention * 1000)
+        self.max_retain_ms = int(max_retention * 1000)
+        self.result_inline_bytes = result_inline_bytes
 
     # creating and reading ---------------------------------------------------------
 
@@ -235,6 +260,9 @@ class Records:
             "concurrent": int(concurrent),
             "tenant_proof": tenant_proof,
         }
+        retention = (limits or {}).get("retention_seconds")
+        if retention:
+            fields["retain_ms"] = int(retention * 1000)  # the finish script's retention for this job
         k = self.keys
         call = c.Create(
             job=k.job(job_id), jobs=k.jobs, outbox=k.outbox, events=k.events(job_id),
@@ -248,7 +276,12 @@ class Records:
             raw = self.client.hgetall(self.keys.job(job_id))
         if not raw:
             raise NotFound(f"no job {job_id}")
-        return JobRecord.from_hash(raw)
+        rec = JobRecord.from_hash(raw)
+        if rec.result_bytes:
+            with translated(job_id):
+                text = self.client.get(self.keys.result(job_id))
+            rec.result = json.loads(text) if text else None
+        return rec
 
     def exists(self, job_id: str) -> bool:
         with translated(job_id):
@@ -268,7 +301,9 @@ class Records:
         while budget > 0:
             want = min(budget, 1000)
             with translated():
-                ids = self.client.zrevrangebyscore(self.keys.jobs, score, "-inf", start=skip, num=want, withscores=True)
+                ids: list[tuple[bytes, float]] = self.client.zrevrangebyscore(  # type: ignore[assignment]
+                    self.keys.jobs, score, "-inf", start=skip, num=want, withscores=True
+                )
                 pipe = self.client.pipeline(transaction=False)
                 for job_id, _ in ids:
                     pipe.hgetall(self.keys.job(as_text(job_id)))
@@ -354,6 +389,7 @@ class Records:
         delay: float = 0.0,
         fuel: int = 0,
         wall_seconds: float = 0.0,
+        cpu_seconds: float = 0.0,
         peak_memory: int = 0,
         detail: str = "",
     ) -> Finished:
@@ -362,20 +398,24 @@ class Records:
         call = c.Finish(
             job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
             ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
-            usage=k.usage(ext_id, tenant), usage_index=k.usage_index,
+            usage=k.usage(ext_id, tenant), usage_index=k.usage_index, **self._retired_keys(job_id),
             token=token,
             kind=kind,
             result="" if result is None else to_json(result),
+            inline_result_bytes=self.result_inline_bytes,
             error=error,
             delay_ms=int(delay * 1000),
             max_stalls=self.max_stalls,
             fuel=_counter(fuel),
             wall_seconds=repr(_seconds(wall_seconds)),
+            cpu_seconds=repr(_seconds(cpu_seconds)),
             peak_memory=_counter(peak_memory),
             usage_member=f"{ext_id}|{tenant}",
             job_id=job_id,
             grace_ms=self.grace_ms,
             detail=detail,
+            retain_ms=self.retain_ms,
+            max_retain_ms=self.max_retain_ms,
         )
         reply = self.scripts(call, job_id=job_id)
         return Finished(as_text(reply[0]), int(reply[1]), as_text(reply[2]) or None)
@@ -401,7 +441,7 @@ class Records:
                 for _ in range(5):
                     try:
                         pipe.watch(key)
-                        status = as_text(pipe.hget(key, "status") or b"")
+                        status, retain = (as_text(v or b"") for v in pipe.hmget(key, "status", "retain_ms"))
                         if status in ("running", *TERMINAL):
                             pipe.unwatch()
                             return status
@@ -416,6 +456,7 @@ class Records:
                         pipe.zrem(k.outbox, job_id)
                         pipe.rpush(k.events(job_id), json.dumps({"ts": now / 1000, "event": "failed", "error": reason}))
                         pipe.ltrim(k.events(job_id), -200, -1)
+                        self._retire(pipe, job_id, now, int(retain) if retain.isdigit() else None)
                         pipe.execute()
                         return "failed"
                     except redis.WatchError:
@@ -429,8 +470,8 @@ class Records:
             ext_id = as_text(self.client.hget(k.job(job_id), "ext_id") or b"")
         call = c.Recover(
             job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
-            ext_running=k.ext_running(ext_id), events=k.events(job_id),
-            max_stalls=self.max_stalls, job_id=job_id,
+            ext_running=k.ext_running(ext_id), events=k.events(job_id), **self._retired_keys(job_id),
+            max_stalls=self.max_stalls, job_id=job_id, retain_ms=self.retain_ms, max_retain_ms=self.max_retain_ms,
         )
         reply = self.scripts(call, job_id=job_id)
         if not reply:
@@ -444,10 +485,55 @@ class Records:
             ext_id = as_text(self.client.hget(k.job(job_id), "ext_id") or b"")
         call = c.Control(
             job=k.job(job_id), outbox=k.outbox, events=k.events(job_id), ext_waiting=k.ext_waiting(ext_id),
-            action=action, job_id=job_id, grace_ms=self.grace_ms,
+            **self._retired_keys(job_id),
+            action=action, job_id=job_id, grace_ms=self.grace_ms, retain_ms=self.retain_ms,
+            max_retain_ms=self.max_retain_ms,
         )
         reply = self.scripts(call, job_id=job_id)
         return as_text(reply[0]), int(reply[1]), as_text(reply[2]) == "1"
+
+    def _retired_keys(self, job_id: str) -> dict[str, str]:
+        """The keys that expire with a finished job's record (see ``retire`` in _lib.lua)."""
+        k = self.keys
+        return {
+            "state": k.state(job_id), "logs_key": k.logs(job_id), "warnings_key": k.warnings(job_id),
+            "result_key": k.result(job_id), "expiring": k.expiring,
+        }
+
+    def _retire(self, pipe: Any, job_id: str, now: int, retain_ms: int | None) -> None:
+        """In a transaction, what ``retire`` in _lib.lua does: the job's keys expire together."""
+        at = now + max(1000, min(retain_ms or self.retain_ms, self.max_retain_ms))
+        pipe.hset(self.keys.job(job_id), "expires_at", at)
+        keys = self._retired_keys(job_id)
+        for key in (self.keys.job(job_id), *(v for name, v in keys.items() if name != "expiring")):
+            pipe.pexpireat(key, at)
+        pipe.zadd(keys["expiring"], {job_id: at})
+
+    def prune_expired(self, max_entries: int = 1000) -> int:
+        """Drop finished jobs whose keys expired from the jobs index (the sweep calls it each round).
+
+        Reads only the due part of the expiring index, so a round costs O(jobs that expired since
+        the last one), not O(all jobs). A job id whose record exists again (created anew under the
+        same id) keeps its place. Returns how many entries were pruned.
+        """
+        k = self.keys
+        with translated():
+            seconds, micros = self.client.time()  # Redis's clock, the one the scripts expire keys by
+            due = self.client.zrangebyscore(k.expiring, "-inf", seconds * 1000 + micros // 1000, start=0, num=max_entries)
+            if not due:
+                return 0
+            ids = [as_text(i) for i in due]
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.exists(k.job(job_id))
+            alive = pipe.execute()
+            gone = [job_id for job_id, exists in zip(ids, alive) if not exists]
+            pipe = self.client.pipeline(transaction=True)
+            if gone:
+                pipe.zrem(k.jobs, *gone)
+            pipe.zrem(k.expiring, *ids)
+            pipe.execute()
+        return len(gone)
 
     def active_ids(self) -> list[str]:
         with translated():
@@ -472,7 +558,9 @@ class Records:
 
     # usage ---------------------------------------------------------------------------
 
-    def add_abandoned_usage(self, ext_id: str, tenant: str, fuel: int, wall_seconds: float) -> None:
+    def add_abandoned_usage(
+        self, ext_id: str, tenant: str, fuel: int, wall_seconds: float, cpu_seconds: float = 0.0
+    ) -> None:
         """Bill a run whose lease was lost: its job state is not touched, only the usage ledger."""
         key = self.keys.usage(ext_id, tenant)
         with translated():
@@ -482,6 +570,7 @@ class Records:
             pipe.hincrby(key, "abandoned", 1)
             pipe.hincrby(key, "fuel", _counter(fuel))
             pipe.hincrbyfloat(key, "wall_seconds", _seconds(wall_seconds))
+            pipe.hincrbyfloat(key, "cpu_seconds", _seconds(cpu_seconds))
             pipe.execute()
 
     def usage(self) -> list[UsageRow]:
@@ -503,6 +592,7 @@ class Records:
                     runs=int(h.get("runs", 0)),
                     fuel=int(h.get("fuel", 0)),
                     wall_seconds=float(h.get("wall_seconds", 0)),
+                    cpu_seconds=float(h.get("cpu_seconds", 0)),
                     completed=int(h.get("completed", 0)),
                     failed=int(h.get("failed", 0)),
                     cancelled=int(h.get("cancelled", 0)),

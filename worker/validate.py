@@ -21,6 +21,7 @@ ABS_MAX_FUEL = 10**15
 ABS_MAX_BYTES = 2**40
 ABS_MAX_MEMORY_MB = 65536
 ABS_MAX_SECONDS = 7 * 24 * 3600.0
+ABS_MAX_RETENTION = 366 * 24 * 3600.0
 
 # name -> (kind, absolute maximum); "int" refuses floats, "seconds" takes finite positive numbers.
 LIMIT_FIELDS: dict[str, tuple[str, float]] = {
@@ -29,6 +30,7 @@ LIMIT_FIELDS: dict[str, tuple[str, float]] = {
     "slice_seconds": ("seconds", ABS_MAX_SECONDS),
     "max_memory_mb": ("int", ABS_MAX_MEMORY_MB),
     "max_checkpoint_bytes": ("int", ABS_MAX_BYTES),
+    "retention_seconds": ("seconds", ABS_MAX_RETENTION),  # kept once finished, up to the operator's maximum
 }
 
 EXT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

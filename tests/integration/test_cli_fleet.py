@@ -55,7 +55,7 @@ def test_usage_lists_extension_and_tenant(fleet) -> None:
     wasmjob(fleet, "submit", "cliticker", "tick", "--params", json.dumps(ticker_params(10)), "--tenant", tenant, "--wait")
     rows = [json.loads(line) for line in wasmjob(fleet, "usage", "--json").stdout.splitlines()]
     row = next(r for r in rows if r["extension"] == "cliticker" and r["tenant"] == tenant)
-    assert row["runs"] == 1 and row["completed"] == 1 and row["wall_seconds"] > 0
+    assert row["runs"] == 1 and row["completed"] == 1 and row["cpu_seconds"] > 0
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ def test_a_submitted_job_completes_with_the_uninterrupted_result(fleet, ticker) 
     assert rec.status == "completed", rec.error
     assert job.result() == ticker_result(300, SPIN)
     assert rec.attempts == 1 and rec.checkpoints >= 30 and rec.finished_at
-    assert rec.fuel == 0 and rec.wall_seconds > 0  # no fuel budget: the engine without fuel metering ran it
+    assert rec.fuel == 0 and rec.cpu_seconds > 0  # no fuel budget: the engine without fuel metering ran it
     assert seen[-1] == 1.0
 
 
@@ -45,6 +45,18 @@ def _assert_nothing_will_run_it(fleet, job) -> None:
     assert not redis.exists(keys.lease(job.id)), "a stopped job still holds a lease"
     assert redis.zscore(keys.outbox, job.id) is None, "a stopped job still has a message to send"
     assert not redis.sismember(keys.active, job.id)
+
+
+@pytest.mark.timeout(60)
+def test_a_finished_job_expires_after_its_retention_and_the_sweep_prunes_it_from_the_list(fleet, ticker) -> None:
+    job = fleet.client.submit("ticker", "tick", ticker_params(10, SPIN), limits={"retention_seconds": 1})
+    assert job.wait(30).status == "completed"
+    records, client, keys = fleet.client.fleet.records, fleet.client.fleet.client, fleet.client.fleet.keys
+    deadline = time.monotonic() + 30
+    while records.exists(job.id) or client.zscore(keys.jobs, job.id) is not None:
+        assert time.monotonic() < deadline, "the record expired and a worker's sweep pruned its index entry"
+        time.sleep(0.1)
+    assert not client.exists(keys.events(job.id), keys.state(job.id), keys.logs(job.id))
 
 
 @pytest.mark.timeout(60)

@@ -31,6 +31,9 @@ class Fleet:
             self.scripts,
             max_stalls=settings.max_stalls,
             grace=max(5.0, settings.lease_ttl),
+            retention=settings.retention_seconds,
+            max_retention=settings.max_retention_seconds,
+            result_inline_bytes=settings.result_inline_bytes,
         )
         self.registry = Registry(self.client, self.keys, self.scripts, registration=settings.registration)
 

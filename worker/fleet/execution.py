@@ -130,7 +130,8 @@ class JobExecution:
             except NotFound:
                 ext_id = self._create_record()
         claim = self._claim_as(ext_id)
-        if claim.outcome == "skip" and claim.detail == "missing":
+        # a message of a later dispatch whose record is gone belongs to a job that finished and expired
+        if claim.outcome == "skip" and claim.detail == "missing" and self.msg.dispatch <= 1:
             claim = self._claim_as(self._create_record())
         if claim.outcome == "ext":
             claim = self._claim_as(claim.detail)
@@ -237,6 +238,7 @@ class JobExecution:
                 delay=verdict.delay,
                 fuel=verdict.usage.fuel,
                 wall_seconds=verdict.usage.wall_seconds,
+                cpu_seconds=verdict.usage.cpu_seconds,
                 peak_memory=verdict.usage.peak_memory_bytes,
                 detail=verdict.detail or verdict.error,
             )
@@ -257,7 +259,9 @@ class JobExecution:
 
     def _bill_abandoned(self, rec: JobRecord, tenant: str, verdict: Verdict) -> None:
         try:
-            self.fleet.records.add_abandoned_usage(rec.ext_id, tenant, verdict.usage.fuel, verdict.usage.wall_seconds)
+            self.fleet.records.add_abandoned_usage(
+                rec.ext_id, tenant, verdict.usage.fuel, verdict.usage.wall_seconds, verdict.usage.cpu_seconds
+            )
         except StoreUnavailable:
             pass
 

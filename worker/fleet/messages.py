@@ -10,7 +10,7 @@ unless configured), serialized as msgpack or JSON::
         "params": {"target": 100},       # optional: the job's parameters (JSON/msgpack values)
         "tenant": "…uuid…",              # optional: the library id the job runs for
         "tenant_token": "…",             # that tenant's token, when the operator requires one
-        "limits": {"fuel": 10**9},       # optional: fuel, timeout_seconds, slice_seconds,
+        "limits": {"fuel": 10**9},       # optional: fuel, timeout_seconds, slice_seconds, retention_seconds,
                                          #           max_memory_mb, max_checkpoint_bytes
     })
 

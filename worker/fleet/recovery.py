@@ -5,7 +5,8 @@ the one that takes a short Redis lock (1) re-enqueues running jobs whose lease
 expired (their worker died, was stopped past its TTL, or lost Redis), from
 their last checkpoint, and (2) sends outbox messages that are due: delayed
 retries, jobs waiting for a concurrency slot, and messages whose sender died
-between the state change and the publish. A dead worker's job is therefore
+between the state change and the publish; (3) prunes finished jobs whose retention
+ran out from the jobs index. A dead worker's job is therefore
 running again within about ``lease_ttl + sweep_interval`` seconds.
 """
 
@@ -25,11 +26,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SweepReport:
-    """What one sweep did: jobs recovered (id -> new status) and messages sent."""
+    """What one sweep did: jobs recovered (id -> new status), messages sent, expired jobs pruned."""
 
     ran: bool = False
     recovered: dict[str, str] = field(default_factory=dict)
     sent: int = 0
+    pruned: int = 0
 
 
 class Sweeper:
@@ -78,6 +80,7 @@ class Sweeper:
                 self._one(job_id, report, self._recover)
         for job_id in records.outbox_take():
             self._one(job_id, report, self._send)
+        report.pruned = records.prune_expired()
         return report
 
     def _one(self, job_id: str, report: SweepReport, step: Callable[[str, SweepReport], None]) -> None:

@@ -182,19 +182,28 @@ class Finish(Contract):
     events: Key
     usage: Key
     usage_index: Key
+    state: Key
+    logs_key: Key
+    warnings_key: Key
+    result_key: Key
+    expiring: Key
     token: int
     kind: str  # 'completed' | 'failed' | 'interrupted' | 'retry'
     result: str  # JSON, '' when there is none
+    inline_result_bytes: int  # a longer result goes to result_key instead of the record
     error: str
     delay_ms: int
     max_stalls: int
     fuel: int
     wall_seconds: str  # repr of a float
+    cpu_seconds: str  # repr of a float
     peak_memory: int
     usage_member: str
     job_id: str
     grace_ms: int
     detail: str
+    retain_ms: int  # how long a finished job is kept, unless its record says (retain_ms)
+    max_retain_ms: int
 
 
 @contract("recover")
@@ -205,8 +214,15 @@ class Recover(Contract):
     outbox: Key
     ext_running: Key
     events: Key
+    state: Key
+    logs_key: Key
+    warnings_key: Key
+    result_key: Key
+    expiring: Key
     max_stalls: int
     job_id: str
+    retain_ms: int
+    max_retain_ms: int
 
 
 @contract("control")
@@ -215,9 +231,16 @@ class Control(Contract):
     outbox: Key
     events: Key
     ext_waiting: Key
+    state: Key
+    logs_key: Key
+    warnings_key: Key
+    result_key: Key
+    expiring: Key
     action: str  # 'pause' | 'resume' | 'cancel'
     job_id: str
     grace_ms: int
+    retain_ms: int
+    max_retain_ms: int
 
 
 @contract("outbox_take")

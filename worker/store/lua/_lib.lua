@@ -55,6 +55,20 @@ local function event(events_key, now, kind, fields)
   redis.call('LTRIM', events_key, -200, -1)
 end
 
+-- A finished job expires whole: its record and the keys in `others` (state, logs, warnings, events, a
+-- result kept apart) all at the same instant, after the job's own retain_ms (from its limits) or the
+-- operator's default, never past the operator's maximum; the expiring index tells the sweep when to
+-- prune the job from the jobs index. Call it last: a key written after it would outlive the rest.
+local function retire(job_key, others, expiring_key, job_id, now, default_ms, max_ms)
+  local ms = tonumber(redis.call('HGET', job_key, 'retain_ms') or '') or default_ms
+  ms = math.max(1000, math.min(ms, max_ms))
+  local at = now + ms
+  redis.call('HSET', job_key, 'expires_at', at)
+  redis.call('PEXPIREAT', job_key, at)
+  for _, key in ipairs(others) do redis.call('PEXPIREAT', key, at) end
+  redis.call('ZADD', expiring_key, at, job_id)
+end
+
 local function hget_num(key, field)
   return tonumber(redis.call('HGET', key, field) or '0') or 0
 end

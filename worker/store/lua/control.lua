@@ -1,7 +1,8 @@
 -- pause / resume / cancel, from any client. A running job is told through its `control` field
 -- (its worker's watcher polls it); a queued or paused one changes status right here.
 -- Returns {status, dispatch, send ('1' when a message must be sent now)}
-local K = named_keys('job', 'outbox', 'events', 'ext_waiting')
+local K = named_keys('job', 'outbox', 'events', 'ext_waiting', 'state', 'logs_key', 'warnings_key', 'result_key',
+  'expiring')
 local A = args()
 local job, action, job_id = K.job, A.action, A.job_id
 if redis.call('EXISTS', job) == 0 then return redis.error_reply('NOT_FOUND') end
@@ -19,6 +20,10 @@ local function stop(new_status)
   redis.call('HSET', job, 'status', new_status, 'control', '', 'updated_at', now)
   if new_status == 'cancelled' then redis.call('HSET', job, 'finished_at', now) end
   event(K.events, now, new_status, {by = 'client'})
+  if new_status == 'cancelled' then
+    retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key}, K.expiring, job_id, now,
+      A.retain_ms, A.max_retain_ms)
+  end
 end
 if action == 'pause' then
   if status == 'queued' then stop('paused') ; return {'paused', dispatch, '0'} end

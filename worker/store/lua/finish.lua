@@ -3,21 +3,23 @@
 -- A.kind: 'completed' | 'failed' | 'interrupted' | 'retry'; A.detail says why a run was interrupted.
 -- Returns {status, dispatch, woken_job_id or ''}
 local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'ext_waiting', 'events', 'usage',
-  'usage_index')
+  'usage_index', 'state', 'logs_key', 'warnings_key', 'result_key', 'expiring')
 local A = args()
 local job, token, kind, job_id = K.job, A.token, A.kind, A.job_id
 if not holds(job, K.lease, token) then return lease_lost(token) end
 if redis.call('HGET', job, 'status') ~= 'running' then return lease_lost(token) end
 local now = now_ms()
 local worker = redis.call('HGET', job, 'worker') or ''
-local fuel, wall = A.fuel, A.wall_seconds
+local fuel, wall, cpu = A.fuel, A.wall_seconds, A.cpu_seconds
 redis.call('HINCRBY', job, 'fuel', fuel)
 redis.call('HINCRBYFLOAT', job, 'wall_seconds', wall)
+redis.call('HINCRBYFLOAT', job, 'cpu_seconds', cpu)
 if A.peak_memory > hget_num(job, 'peak_memory') then redis.call('HSET', job, 'peak_memory', A.peak_memory) end
 redis.call('SADD', K.usage_index, A.usage_member)
 redis.call('HINCRBY', K.usage, 'runs', 1)
 redis.call('HINCRBY', K.usage, 'fuel', fuel)
 redis.call('HINCRBYFLOAT', K.usage, 'wall_seconds', wall)
+redis.call('HINCRBYFLOAT', K.usage, 'cpu_seconds', cpu)
 
 local control = redis.call('HGET', job, 'control') or ''
 local progressed = hget_num(job, 'checkpoints') > hget_num(job, 'ckpt_at_claim')
@@ -65,7 +67,12 @@ if status == 'queued' then
     {worker = worker, dispatch = dispatch, delay_ms = delay, why = A.detail})
 else
   redis.call('HSET', job, 'finished_at', now)
-  if status == 'completed' then
+  if status == 'completed' and #A.result > A.inline_result_bytes then
+    -- a large result lives beside the record, so reading or listing records stays cheap
+    redis.call('SET', K.result_key, A.result)
+    redis.call('HSET', job, 'result_bytes', #A.result, 'progress', 1)
+    redis.call('HDEL', job, 'error', 'result')
+  elseif status == 'completed' then
     redis.call('HSET', job, 'result', A.result, 'progress', 1)
     redis.call('HDEL', job, 'error')
   elseif status == 'failed' then
@@ -73,6 +80,8 @@ else
   end
   redis.call('HINCRBY', K.usage, status, 1)
   event(K.events, now, status, {worker = worker, error = (status == 'failed') and err or nil})
+  retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key}, K.expiring, job_id, now,
+    A.retain_ms, A.max_retain_ms)
 end
 -- a slot of this extension is free now: wake the longest-waiting job
 local woken = ''

@@ -1,7 +1,8 @@
 -- Recovery sweep, one job: a running job whose lease expired goes back to the queue from its
 -- last checkpoint (or fails when it stopped making progress across attempts).
 -- Returns {status, dispatch} or 0 when there is nothing to recover.
-local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'events')
+local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'events', 'state', 'logs_key',
+  'warnings_key', 'result_key', 'expiring')
 local A = args()
 local job, job_id = K.job, A.job_id
 if redis.call('EXISTS', K.lease) == 1 then return 0 end
@@ -44,4 +45,8 @@ else
   redis.call('HSET', job, 'finished_at', now)
 end
 event(K.events, now, 'lost', {worker = worker, next = status, from_checkpoint = checkpoints})
+if status == 'failed' or status == 'cancelled' then
+  retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key}, K.expiring, job_id, now,
+    A.retain_ms, A.max_retain_ms)
+end
 return {status, dispatch}
