@@ -505,7 +505,7 @@ class Records:
         at = now + max(1000, min(retain_ms or self.retain_ms, self.max_retain_ms))
         pipe.hset(self.keys.job(job_id), "expires_at", at)
         keys = self._retired_keys(job_id)
-        for key in (self.keys.job(job_id), *(v for name, v in keys.items() if name != "expiring")):
+        for key in (self.keys.job(job_id), self.keys.events(job_id), *(v for n, v in keys.items() if n != "expiring")):
             pipe.pexpireat(key, at)
         pipe.zadd(keys["expiring"], {job_id: at})
 
