@@ -16,6 +16,7 @@ import secrets
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import platformdirs
 import wasmtime
 
 from .errors import ModuleError
+from .validate import is_hex_digest
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,8 @@ class CacheStats:
 
 
 class ModuleCache:
-    """Compile-once cache; takes the engine, its fingerprint, a directory (None = no disk) and an LRU size."""
+    """Compile-once cache; takes the engine, its fingerprint, a directory (None = no disk), an LRU
+    size and optionally a ``compiler`` that turns a module into serialized code out of process."""
 
     def __init__(
         self,
@@ -56,8 +59,10 @@ class ModuleCache:
         fingerprint: str,
         directory: Path | None,
         max_entries: int = 64,
+        compiler: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.engine = engine
+        self.compiler = compiler
         self.fingerprint = fingerprint
         self.directory = directory
         self.max_entries = max_entries
@@ -115,6 +120,8 @@ class ModuleCache:
         if not wasm.startswith(b"\0asm"):
             raise ModuleError("not a WebAssembly module (missing the \\0asm header)")
         try:
+            if self.compiler is not None:  # bounded, in a child; its output is code this host made
+                return wasmtime.Module.deserialize(self.engine, self.compiler(wasm))
             return wasmtime.Module(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
@@ -122,6 +129,9 @@ class ModuleCache:
 
     def _path(self, digest: str) -> Path | None:
         if self.directory is None:
+            return None
+        if not is_hex_digest(digest.removeprefix("sha256:")):
+            log.warning("not caching a module under a malformed digest %r", digest[:80])
             return None
         return self.directory / f"{digest.removeprefix('sha256:')}.{self.fingerprint}.cwasm"
 

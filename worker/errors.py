@@ -34,6 +34,10 @@ class ModuleError(WasmJobError):
     """A module cannot be loaded: not WASM, invalid, or breaking the ABI."""
 
 
+class ModuleRefused(ModuleError):
+    """A module breaks operator policy (size, counts, compile time or memory): it never runs."""
+
+
 class UnknownJob(WasmJobError):
     """The extension does not register a job of that name."""
 

@@ -34,6 +34,7 @@ Extensions
   {p}:ext:{id}:waiting         zset    job ids waiting for a free slot, scored by arrival
   {p}:module:{hex}             string  module bytes, addressed by their SHA-256
   {p}:module:{hex}:meta        hash    id and version it was first registered as, size, added_at
+  {p}:modules:refused          hash    hex digest -> why workers refuse to compile it (operator policy)
 
 Usage, key-value, fleet
   {p}:usage                    set     "<extension id>|<tenant>" pairs with usage
@@ -134,6 +135,10 @@ class Keys:
 
     def module_meta(self, hex_digest: str) -> str:
         return f"{self.prefix}:module:{hex_digest}:meta"
+
+    @property
+    def modules_refused(self) -> str:
+        return f"{self.prefix}:modules:refused"
 
     # usage, kv, fleet ---------------------------------------------------------
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, ManifestError, ModuleError
+from .errors import ConfigError, ManifestError, ModuleError, ModuleRefused
 from .job import Limits
 from .manifest import Manifest, Permissions, RateLimits
 from .validate import ABS_MAX_BYTES, ABS_MAX_FUEL, ABS_MAX_MEMORY_MB, ABS_MAX_SECONDS, check_int, check_seconds
@@ -244,7 +244,7 @@ class Policy:
     def check_module(self, wasm: bytes) -> ModuleInfo:
         """Read ``wasm``'s sections and refuse it (ModuleError naming the rule) when it is too big."""
         if len(wasm) > self.max_module_bytes:
-            raise ModuleError(f"module is {len(wasm)} bytes; the operator allows at most {self.max_module_bytes} bytes")
+            raise ModuleRefused(f"module is {len(wasm)} bytes; the operator allows at most {self.max_module_bytes} bytes")
         try:
             info = inspect(wasm)
         except WasmFormatError as exc:
@@ -256,10 +256,10 @@ class Policy:
             ("table entries", info.table_entries, self.max_table_entries),
         ):
             if count > ceiling:
-                raise ModuleError(f"module defines {count} {what}; the operator allows at most {ceiling}")
+                raise ModuleRefused(f"module defines {count} {what}; the operator allows at most {ceiling}")
         pages = max((m.minimum for m in info.memories), default=0)
         if pages * 64 > self.max_memory_mb * 1024:
-            raise ModuleError(
+            raise ModuleRefused(
                 f"module's memory starts at {pages} pages ({pages * 64 // 1024} MiB); "
                 f"the operator allows at most {self.max_memory_mb} MiB"
             )

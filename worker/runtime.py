@@ -12,9 +12,9 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import wasmtime
 
 from . import abi
 from .cache import ModuleCache, default_cache_dir, digest_of
+from .compiler import CompileLimits, compile_serialized
 from .encoding import decode, encode
 from .engine import EngineSettings, EpochTicker, make_engine
 from .errors import ModuleError, StoreUnavailable, UnknownJob, WasmJobError
@@ -49,6 +50,7 @@ class RuntimeConfig:
     fast_host_calls: bool = True
     init_timeout_seconds: float = 5.0
     engine: EngineSettings = field(default_factory=EngineSettings)
+    compile_limits: CompileLimits | None = None  # set: compile in a bounded child process (workers)
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,11 @@ class Sandbox:
     def __init__(self, settings: EngineSettings, config: RuntimeConfig) -> None:
         self.metered = settings.fuel
         self.engine = make_engine(settings)
-        self.cache = ModuleCache(self.engine, settings.fingerprint(), config.cache_dir, config.memory_cache_entries)
+        limits = config.compile_limits
+        compiler = None if limits is None else partial(compile_serialized, settings=settings, limits=limits)
+        self.cache = ModuleCache(
+            self.engine, settings.fingerprint(), config.cache_dir, config.memory_cache_entries, compiler
+        )
         self.linkers: dict[bool, wasmtime.Linker] = {}
 
 

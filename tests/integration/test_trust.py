@@ -158,3 +158,27 @@ def test_a_manifest_that_asks_for_more_than_policy_is_refused_at_add(fleet: Any)
             fleet.client.add_module(wasm(TICKER_WAT), _manifest("greedy", **{key: value}))
         assert "the operator allows at most" in str(info.value)
     assert json.dumps([r.id for r in fleet.client.extensions()]).count('"greedy"') == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_compile_bomb_fails_its_jobs_once_and_every_worker_remembers_it(fleet: Any, ticker: Any) -> None:
+    from dataclasses import replace
+
+    bomb = wasm(unique(TICKER_WAT, "bomb").rstrip().removesuffix(")") + "(func)" * 60_000 + ")")
+    client_fleet = fleet.client.fleet
+    lenient, client_fleet.policy = client_fleet.policy, replace(client_fleet.policy, max_functions=10**6)
+    try:  # a publisher whose own policy is lax: the workers still hold the line
+        fleet.client.add_module(bomb, _manifest("compilebomb"))
+    finally:
+        client_fleet.policy = lenient
+    started = time.monotonic()
+    first = fleet.client.submit("compilebomb", "tick", ticker_params(5)).wait(30)
+    second = fleet.client.submit("compilebomb", "tick", ticker_params(5)).wait(30)
+    took = time.monotonic() - started
+    for rec in (first, second):
+        assert rec.status == "failed" and "60007 functions; the operator allows at most 50000" in rec.error, rec.error
+        assert rec.attempts == 1
+    refused = client_fleet.client.hkeys(client_fleet.keys.modules_refused)
+    assert any(b"functions" in client_fleet.client.hget(client_fleet.keys.modules_refused, h) for h in refused)
+    assert fleet.client.submit("ticker", "tick", ticker_params(20, SPIN)).wait(30).status == "completed"
+    print(f"compile bomb refused twice in {took:.2f}s")

@@ -178,17 +178,6 @@ class JobExecution:
         limits, notes = run_limits(manifest, rec.limits, self.settings, policy)
         self._note_limits(rec, limits, notes)
         manifest = policy.clamp_manifest(manifest)  # registered under another policy, maybe
-        try:
-            ext = self.proc.extension(rec.digest, manifest, metered=needs_fuel(limits, billing=self.settings.fuel_billing))
-        except (ModuleError, ManifestError, NotFound) as exc:
-            return Verdict("failed", error=exc.reason)
-        except StoreUnavailable as exc:
-            return Verdict("retry", error=exc.reason, delay=backoff(claim.attempts), detail=exc.reason)
-        if rec.job not in ext.jobs:
-            known = ", ".join(sorted(ext.jobs)) or "none"
-            return Verdict("failed", error=UnknownJob(f"extension {ext.id} has no job {rec.job!r} (jobs: {known})").reason)
-        spec = JobSpec(job_name=rec.job, params=rec.params, job_id=rec.id, library_id=rec.tenant or DEFAULT_LIBRARY_ID)
-        store = PrefetchedStore(self.fleet.store, rec.id, claim.state)
         flag = InterruptFlag()
         keeper = LeaseKeeper(
             self.fleet.store,
@@ -200,16 +189,34 @@ class JobExecution:
             alive=self.proc.parent_alive,
         )
         watcher = InterruptWatcher(self.fleet.records, rec.id, flag, self.worker_name, on_progress=self.on_progress)
-        log.info(
-            "job %s: running %s/%s (attempt %d, from checkpoint %d, token %d)",
-            rec.id, rec.ext_id, rec.job, claim.attempts, claim.checkpoints, claim.token,
-        )
-        try:
-            with self.proc.supervisor.watching(keeper, watcher):
+        # the lease is kept from here on: a slow (bounded) compile does not let it expire
+        with self.proc.supervisor.watching(keeper, watcher):
+            try:
+                ext = self.proc.extension(
+                    rec.digest, manifest, metered=needs_fuel(limits, billing=self.settings.fuel_billing)
+                )
+            except (ModuleError, ManifestError, NotFound) as exc:
+                return Verdict("failed", error=exc.reason)
+            except StoreUnavailable as exc:
+                return Verdict("retry", error=exc.reason, delay=backoff(claim.attempts), detail=exc.reason)
+            if rec.job not in ext.jobs:
+                known = ", ".join(sorted(ext.jobs)) or "none"
+                reason = UnknownJob(f"extension {ext.id} has no job {rec.job!r} (jobs: {known})").reason
+                return Verdict("failed", error=reason)
+            spec = JobSpec(
+                job_name=rec.job, params=rec.params, job_id=rec.id, library_id=rec.tenant or DEFAULT_LIBRARY_ID
+            )
+            store = PrefetchedStore(self.fleet.store, rec.id, claim.state)
+            log.info(
+                "job %s: running %s/%s (attempt %d, from checkpoint %d, token %d)",
+                rec.id, rec.ext_id, rec.job, claim.attempts, claim.checkpoints, claim.token,
+            )
+            try:
                 outcome = self.proc.runtime.run(ext, spec, store, claim.token, flag, limits)
-        except Exception as exc:  # a bug outside the guest: retry elsewhere rather than lose the job
-            log.exception("job %s: internal error while running", rec.id)
-            return Verdict("retry", error=f"internal error: {type(exc).__name__}: {exc}", delay=backoff(claim.attempts))
+            except Exception as exc:  # a bug outside the guest: retry elsewhere rather than lose the job
+                log.exception("job %s: internal error while running", rec.id)
+                error = f"internal error: {type(exc).__name__}: {exc}"
+                return Verdict("retry", error=error, delay=backoff(claim.attempts))
         if keeper.lost and outcome.status is not Status.COMPLETED:
             log.warning("job %s: %s", rec.id, keeper.lost_reason)
         return verdict_for(outcome, claim.attempts)

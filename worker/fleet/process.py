@@ -10,13 +10,17 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wasmjob.broker_config import Settings
 
+from ..compiler import CompileLimits
+from ..errors import ModuleError, ModuleRefused
 from ..manifest import Manifest
 from ..snapshot.instrument import can_instrument
+from ..store.redis import as_text, translated
 from .context import Fleet
 from .supervisor import Supervisor
 
@@ -35,13 +39,17 @@ class WorkerProcess:
 
         self.settings = settings
         self.fleet = fleet or Fleet(settings)
-        config = RuntimeConfig() if settings.cache_dir is None else RuntimeConfig(cache_dir=_path(settings.cache_dir))
+        policy = self.fleet.policy
+        config = RuntimeConfig(compile_limits=CompileLimits(policy.compile_timeout_seconds, policy.compile_memory_mb))
+        if settings.cache_dir is not None:
+            config = replace(config, cache_dir=_path(settings.cache_dir))
         operations = load_plugins(settings.operations.split(","), default_operations())
         self.runtime: Runtime = Runtime(config, operations)
         self.pid = os.getpid()
         self.parent = os.getppid()
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
         self._extensions: OrderedDict[str, Extension] = OrderedDict()
+        self._refused: dict[str, str] = {}
         self._lock = threading.Lock()
         self.supervisor = Supervisor()
 
@@ -75,17 +83,53 @@ class WorkerProcess:
             if cached is not None:
                 self._extensions.move_to_end(key)
                 return cached
-        wasm = self.fleet.registry.fetch(digest)
+        wasm = self._checked(digest)
         instrumented = None
         if manifest.durability == "snapshot" and not can_instrument():
             # the publisher's signature covers the original only: a worker with binaryen makes
             # (and caches) the instrumented bytes itself; one without takes the registry's copy
             instrumented = self.fleet.registry.instrumented(digest)
-        ext = self.runtime.load(wasm, manifest, digest=digest, metered=metered, instrumented=instrumented)
+        ext = self.load(wasm, digest, manifest, metered, instrumented)
         with self._lock:
             self._extensions[key] = ext
             _trim(self._extensions)
         return ext
+
+    def _checked(self, digest: str) -> bytes:
+        """A module's bytes once they pass operator policy; a refused digest is remembered in
+        Redis (and here), so every worker fails its jobs at once instead of compiling again."""
+        client, keys = self.fleet.client, self.fleet.keys
+        hex_digest = digest.removeprefix("sha256:")
+        reason = self._refused.get(hex_digest)
+        if reason is None:
+            with translated():
+                known = client.hget(keys.modules_refused, hex_digest)
+            reason = as_text(known) if known else None
+        if reason is not None:
+            self._refused[hex_digest] = reason
+            raise ModuleError(reason)
+        wasm = self.fleet.registry.fetch(digest)
+        try:
+            self.fleet.policy.check_module(wasm)
+            return wasm
+        except ModuleRefused as exc:
+            self._refuse(hex_digest, exc)
+            raise
+
+    def load(
+        self, wasm: bytes, digest: str, manifest: Manifest, metered: bool, instrumented: bytes | None = None
+    ) -> Extension:
+        try:
+            return self.runtime.load(wasm, manifest, digest=digest, metered=metered, instrumented=instrumented)
+        except ModuleRefused as exc:  # over the compile limits
+            self._refuse(digest.removeprefix("sha256:"), exc)
+            raise
+
+    def _refuse(self, hex_digest: str, exc: ModuleRefused) -> None:
+        client, keys = self.fleet.client, self.fleet.keys
+        self._refused[hex_digest] = exc.reason
+        with translated():
+            client.hset(keys.modules_refused, hex_digest, exc.reason)
 
     def close(self) -> None:
         self.runtime.close()
