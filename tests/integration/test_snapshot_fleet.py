@@ -88,3 +88,13 @@ def test_a_job_that_never_checkpoints_pauses_resumes_and_survives_sigkill(_fleet
     assert not claims[-1]["worker"].startswith(victim.name)
     assert claims[-1]["from_checkpoint"] >= killed_at_checkpoints - 1  # it went on from a snapshot, not from zero
     assert rec.recoveries >= 1
+
+
+@pytest.mark.timeout(60)
+def test_time_slices_end_in_snapshots_and_the_job_continues_exactly(_fleet, snap_workers, nqueens) -> None:
+    job = _fleet.client.submit("nqueens", "nqueens", {"n": 14}, queue=QUEUE, limits={"slice_seconds": 0.2})
+    rec = job.wait(60)
+    assert rec.status == "completed", rec.error
+    assert rec.result == {"n": 14, "solutions": 365_596}
+    slices = [e for e in job.events() if e["event"] == "continued" and e.get("why") == "slice"]
+    assert len(slices) >= 2, job.events()

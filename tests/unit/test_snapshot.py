@@ -204,3 +204,20 @@ def test_a_module_that_is_already_instrumented_is_refused(rt: Runtime) -> None:
     with pytest.raises(SnapshotError, match="instrumented before"):
         rt.load(code, manifest)
     assert wasmtime.Module(rt.engine, code)  # the instrumented bytes themselves are valid
+
+
+def test_a_rust_sdk_job_opts_in_with_its_manifest_alone(rt: Runtime, store: LocalStore) -> None:
+    """The Rust counter, unchanged, in snapshot mode: paused at every safe point, same result."""
+    path = ROOT / "extensions" / "counter-rs" / "counter-rs.wasm"
+    plain = rt.load(path.read_bytes(), find_manifest(path))
+    snap = rt.load(path.read_bytes(), dataclasses.replace(find_manifest(path), durability="snapshot"))
+    expected = _run(rt, plain, store, JobSpec("counter", {"target": 12})).result
+    spec = JobSpec("counter", {"target": 12})
+    for runs in range(1, 200):
+        flag = InterruptFlag()
+        flag.request(InterruptReason.PAUSE)
+        out = _run(rt, snap, store, spec, flag)
+        if out.status is not Status.INTERRUPTED:
+            break
+    assert out.status is Status.COMPLETED, out.reason
+    assert runs > 12 and out.result == expected and expected["current"] == 12

@@ -198,6 +198,7 @@ class Unwinder:
 
     def restore(self, image: Image) -> None:
         """Put ``image`` into this (fresh, initialised) instance: memory, globals, buffer."""
+        started = time.perf_counter()
         have = self.memory.size(self.store)
         want = len(image.memory) // 65536
         if want > have:
@@ -215,3 +216,5 @@ class Unwinder:
             glob.set_value(self.store, _VALTYPES[kind](value))
         self.buffer = image.buffer
         self.host.last_state = image.last_state
+        if self.snapshots is not None:
+            self.snapshots.stats.restore_seconds += time.perf_counter() - started
