@@ -44,7 +44,10 @@ def test_ctrl_c_checkpoints_and_rerun_resumes_to_the_same_result(counting: Path,
     proc = _wasmjob("run", str(counting), "main", "--state-dir", "state", "--quiet", cwd=tmp_path)
     deadline = time.monotonic() + 30
     db = tmp_path / "state" / "wasmjob.sqlite3"
-    while time.monotonic() < deadline and not _has_checkpoint(db):
+    while not _has_checkpoint(db):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"no checkpoint while the job ran: the resume would prove nothing\n{proc.communicate()[1]}")
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)

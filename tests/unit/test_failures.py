@@ -49,7 +49,8 @@ def test_memory_bomb_hits_the_memory_limit(fast_runtime: Runtime, store: LocalSt
 def test_module_needing_more_initial_memory_than_allowed_fails(fast_runtime: Runtime, store: LocalStore) -> None:
     wasm = wat_module("(i32.const 0)", memory='(memory (export "memory") 200)')
     out = run_job(fast_runtime, store, wasm, limits=Limits(max_memory_mb=4))
-    assert out.status is Status.FAILED
+    assert out.status is Status.FAILED and out.failure == "memory"
+    assert "needs more memory than the limit of 4 MiB" in out.reason
 
 
 def test_deep_recursion_is_a_stack_overflow(fast_runtime: Runtime, store: LocalStore) -> None:
@@ -165,16 +166,17 @@ def test_runaway_plugin_init_is_stopped(tmp_path: Path) -> None:
 
 
 def test_the_worker_runs_the_next_job_after_each_failure(fast_runtime: Runtime, store: LocalStore) -> None:
-    for body in (SPIN, "(unreachable)", f"(drop (call $checkpoint (i32.const {JOB_ID}) (i32.const -5) (i32.const 9))) (i32.const 0)"):
+    bad_pointer = f"(drop (call $checkpoint (i32.const {JOB_ID}) (i32.const -5) (i32.const 9))) (i32.const 0)"
+    for body, failures in ((SPIN, ("timeout", "fuel")), ("(unreachable)", ("trap",)), (bad_pointer, ("bad_pointer",))):
         out = run_job(fast_runtime, store, wat_module(body), limits=Limits(timeout_seconds=0.2, fuel=10**9))
-        assert out.status is Status.FAILED
+        assert out.status is Status.FAILED and out.failure in failures, out.reason
     ok = run_job(fast_runtime, store, wat_module("(i32.const 0)"))
     assert ok.status is Status.COMPLETED
 
 
 def test_start_function_calling_a_host_import_fails_cleanly(fast_runtime: Runtime, store: LocalStore) -> None:
     extra = "(func $start (call $log (i32.const 1) (i32.const 64) (i32.const 5))) (start $start)"
-    with pytest.raises(ModuleError):
+    with pytest.raises(ModuleError, match="host function called before the instance's memory exists"):
         fast_runtime.load(wat_module("(i32.const 0)", extra=extra))
 
 

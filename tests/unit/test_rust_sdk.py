@@ -3,7 +3,8 @@
 Runtime tests use the committed ``.wasm`` of ``extensions/counter-rs``,
 ``extensions/csvstats`` and the SDK's self-test module. Build tests rebuild them
 and compile small bad crates; they skip cleanly without a Rust toolchain
-(``scripts/install-rust-toolchain.sh`` installs one).
+(``scripts/install-rust-toolchain.sh`` installs one). The Rust builds are marked
+``slow`` (minutes on a loaded machine): CI runs them on its fresh clone (``.ci/run``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import io
 import json
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -247,6 +248,7 @@ def rust_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("rust-build")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("crate", RUST_CRATES, ids=lambda p: p.name)
 def test_committed_rust_modules_are_what_their_sources_build(rust_build_dir: Path, tmp_path: Path, crate: Path) -> None:
@@ -302,6 +304,7 @@ BAD_CRATES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("case", sorted(BAD_CRATES))
 def test_sdk_misuse_is_a_compile_error_that_says_what_is_expected(rust_build_dir: Path, tmp_path: Path, case: str) -> None:
@@ -319,21 +322,30 @@ def test_sdk_misuse_is_a_compile_error_that_says_what_is_expected(rust_build_dir
     assert not (project / "bad.wasm").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("lang", ["rust", "c"])
-def test_a_scaffolded_project_builds_and_its_job_pauses_and_resumes(
-    rust_build_dir: Path, fast_runtime: Runtime, tmp_path: Path, lang: Literal["rust", "c"]
+def test_a_scaffolded_rust_project_builds_and_its_job_pauses_and_resumes(
+    rust_build_dir: Path, fast_runtime: Runtime, tmp_path: Path
 ) -> None:
+    from wasmjob.builder_rust import build_rust
+
+    _check_scaffolded(fast_runtime, tmp_path, "rust", lambda project: build_rust(project, target_dir=rust_build_dir))
+
+
+@pytest.mark.timeout(120)
+def test_a_scaffolded_c_project_builds_and_its_job_pauses_and_resumes(fast_runtime: Runtime, tmp_path: Path) -> None:
     from wasmjob.builder import build_extension
+
+    _check_scaffolded(fast_runtime, tmp_path, "c", build_extension)
+
+
+def _check_scaffolded(
+    fast_runtime: Runtime, tmp_path: Path, lang: Literal["rust", "c"], build: Callable[[Path], Path]
+) -> None:
     from wasmjob.scaffold import scaffold
 
     project = scaffold("hello-ext", lang, tmp_path / "hello-ext")
-    if lang == "rust":
-        from wasmjob.builder_rust import build_rust
-
-        wasm = build_rust(project, target_dir=rust_build_dir)
-    else:
-        wasm = build_extension(project)
+    wasm = build(project)
     assert wasm == project / "hello-ext.wasm"
     manifest = Manifest.from_file(project / "manifest.json")
     ext = fast_runtime.load(wasm.read_bytes(), manifest)
