@@ -17,6 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,7 @@ class Client:
         check the ABI, collect its jobs, sign it and upload it."""
         from .registry import digest_of
         from .runtime import Runtime, RuntimeConfig
+        from .snapshot.instrument import can_instrument
 
         policy = self.fleet.policy
         policy.check_manifest(manifest)
@@ -109,7 +111,9 @@ class Client:
         publisher = key if isinstance(key, PublisherKey) else load_or_create(key)
         runtime = Runtime(RuntimeConfig(cache_dir=None))
         try:
-            ext = runtime.load(wasm, manifest)
+            # snapshot mode without binaryen here: validate the module as built; workers instrument it
+            local = can_instrument() or manifest.durability != "snapshot"
+            ext = runtime.load(wasm, manifest if local else replace(manifest, durability="checkpoint"))
             instrumented = runtime.instrumenter.get(wasm, ext.digest) if ext.snapshot_mode else None
         finally:
             runtime.close()

@@ -8,6 +8,7 @@ one uninterrupted run of the uninstrumented module.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -221,3 +222,41 @@ def test_a_rust_sdk_job_opts_in_with_its_manifest_alone(rt: Runtime, store: Loca
             break
     assert out.status is Status.COMPLETED, out.reason
     assert runs > 12 and out.result == expected and expected["current"] == 12
+
+
+def test_ctrl_c_pauses_a_local_run_into_a_snapshot_and_the_next_run_finishes_it(tmp_path: Path) -> None:
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    def run() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "wasmjob", "run", str(NQUEENS), "nqueens", "--params", '{"n": 14}',
+             "--state-dir", "state", "--quiet", "--snapshot-every", "0.05"],
+            cwd=tmp_path, env=os.environ | {"PYTHONUNBUFFERED": "1"}, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+
+    def snapshotted() -> bool:
+        try:
+            with sqlite3.connect(tmp_path / "state" / "wasmjob.sqlite3") as db:
+                row = db.execute("SELECT checkpoints FROM jobs").fetchone()
+        except sqlite3.Error:
+            return False
+        return bool(row and row[0] > 0)
+
+    first = run()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not snapshotted() and first.poll() is None:
+        time.sleep(0.02)
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err
+    assert "after a snapshot" in err and out == ""
+    again = run()
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert "resuming job" in err
+    assert json.loads(out) == {"n": 14, "solutions": 365_596}

@@ -57,7 +57,10 @@ class Unwinder:
         exports = instance.exports(store)
         self.host = host
         self.store = store
-        self.memory = exports["memory"]
+        memory = exports.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            raise SnapshotError("module does not export its linear memory as 'memory'")
+        self.memory = memory
         self._start_unwind = self._func(exports, "asyncify_start_unwind")
         self._stop_unwind = self._func(exports, "asyncify_stop_unwind")
         self._start_rewind = self._func(exports, "asyncify_start_rewind")
