@@ -46,6 +46,7 @@ __all__ = [
     "build_rust",
     "default_build_dir",
     "find_rust_toolchain",
+    "offline_cargo_home",
 ]
 
 TARGET = "wasm32-unknown-unknown"
@@ -383,17 +384,7 @@ def _cargo_env(tc: RustToolchain, work: Path, sources: Path, targets: Path, stri
     env["RUSTC"] = tc.rustc
     cargo_home = Path(env.get("CARGO_HOME") or Path.home() / ".cargo")
     if tc.registry is not None:
-        cargo_home = work / "cargo-home"
-        cargo_home.mkdir(exist_ok=True)
-        (cargo_home / "config.toml").write_text(
-            "[source.crates-io]\n"
-            'replace-with = "packaged"\n'
-            "[source.packaged]\n"
-            f"directory = {json.dumps(str(tc.registry))}\n"
-            "[net]\n"
-            "offline = true\n",
-            encoding="utf-8",
-        )
+        cargo_home = offline_cargo_home(tc.registry, work)
         env["CARGO_HOME"] = str(cargo_home)
     remaps = {cargo_home: REMAP_CARGO_HOME, targets: REMAP_TARGET, sources: REMAP_SOURCES}
     # rustc applies the last matching prefix: longer (more specific) paths go last.
@@ -403,6 +394,23 @@ def _cargo_env(tc: RustToolchain, work: Path, sources: Path, targets: Path, stri
     env["CARGO_ENCODED_RUSTFLAGS"] = "\x1f".join(flags)
     env["CARGO_TERM_COLOR"] = "never"
     return env
+
+
+def offline_cargo_home(registry: Path, work: Path) -> Path:
+    """A private CARGO_HOME under ``work`` whose crates come from ``registry`` (a directory
+    source, Debian's packaged crates), offline: cargo never reaches for the network."""
+    cargo_home = work / "cargo-home"
+    cargo_home.mkdir(parents=True, exist_ok=True)
+    (cargo_home / "config.toml").write_text(
+        "[source.crates-io]\n"
+        'replace-with = "packaged"\n'
+        "[source.packaged]\n"
+        f"directory = {json.dumps(str(registry))}\n"
+        "[net]\n"
+        "offline = true\n",
+        encoding="utf-8",
+    )
+    return cargo_home
 
 
 def _failure_message(src_dir: Path, tc: RustToolchain, stderr: str) -> str:

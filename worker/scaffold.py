@@ -4,10 +4,14 @@ Both languages get the same job, ``count`` (sum 1..target, resumable at every
 step), a ``manifest.json``, a ``build.sh`` and a short README, so an author
 starts from something that already pauses and resumes correctly.
 
-* Rust: a ``cdylib`` crate depending on ``extensions/sdk/rust/wasmjob-sdk`` by
-  path (relative when the project is inside this checkout, else absolute).
+Each ships a native test that pauses the job and resumes it (``wasmjob test DIR``).
+
+* Rust: a ``cdylib`` crate depending on ``extensions/sdk/rust/wasmjob-sdk`` by a
+  relative path (the project moves with the checkout, and works in any clone);
+  the test is in ``src/lib.rs``.
 * C: one ``.c`` file that includes ``wasmjob.h``; the builder puts
   ``extensions/sdk/c`` on the include path, so no copy of the header goes stale.
+  The test is ``tests/test_<name>.c``, on the SDK's mock host ``wasmjob_test.h``.
 """
 
 from __future__ import annotations
@@ -81,13 +85,8 @@ def _manifest(name: str) -> str:
 
 
 def _sdk_path(dest: Path) -> str:
-    """The SDK as a Cargo path: relative inside this checkout (portable with it), else absolute."""
-    target = dest.resolve()
-    try:
-        target.relative_to(REPO_ROOT)
-    except ValueError:
-        return SDK_RUST.as_posix()
-    return Path(os.path.relpath(SDK_RUST, target)).as_posix()
+    """The SDK as a relative Cargo path, so no machine's absolute path is written into the project."""
+    return Path(os.path.relpath(SDK_RUST, dest.resolve())).as_posix()
 
 
 def _rust_files(name: str, dest: Path) -> dict[str, str]:
@@ -98,7 +97,7 @@ def _rust_files(name: str, dest: Path) -> dict[str, str]:
 
 
 def _c_files(name: str) -> dict[str, str]:
-    return {f"{name}.c": _MAIN_C.replace("{name}", name)}
+    return {f"{name}.c": _MAIN_C.replace("{name}", name), f"tests/test_{name}.c": _TEST_C.replace("{name}", name)}
 
 
 def _readme(name: str, lang: str, dest: Path) -> str:
@@ -117,8 +116,9 @@ _README = """# {title}
 
 A wasmjob extension. Edit `{source}`, then:
 
-    wasmjob build {dir}
-    wasmjob run {dir}/{name}.wasm count --params '{{"target": 2000000}}'   # Ctrl-C pauses; run again to resume
+    wasmjob test {dir}     # native tests on the SDK's mock host: pause at step N, resume
+    wasmjob build {dir}    # writes {dir}/{name}.wasm
+    wasmjob run {dir}/{name}.wasm count --params '{{"target": 5000000}}'   # Ctrl-C pauses; run again to resume
 
 See extensions/README.md in the wasmjob repository for the SDK and the fleet commands.
 """
@@ -151,26 +151,39 @@ debug = false
 
 _LIB_RS = """//! {title}: a wasmjob extension.
 //!
-//! Job "count" sums 1..=target. Its state is also its parameters
-//! (`{"target": 1000}`) and, once it completes, its result.
+//! Job "count" sums 1..=target. It takes typed parameters (`{"target": 1000}`),
+//! keeps a resumable state built from them, and returns that state as its result.
 
 use wasmjob_sdk::prelude::*;
 
 #[extension(id = "{name}", name = "{title}", version = "0.1.0", jobs = [count])]
 struct Extension;
 
+/// What a caller passes: `--params '{"target": 1000}'`. `target` is required.
+#[derive(Deserialize)]
+struct CountParams {
+    target: u64,
+}
+
+/// What is checkpointed, resumed from, and finally returned.
 #[derive(Serialize, Deserialize, Default)]
-#[serde(default)] // parameters may give only some fields
 struct CountState {
     target: u64,
     current: u64,
     sum: u64,
 }
 
-#[job(name = "count")]
+/// The first run's state comes from the parameters.
+impl From<CountParams> for CountState {
+    fn from(params: CountParams) -> Self {
+        CountState { target: params.target, ..CountState::default() }
+    }
+}
+
+#[job(name = "count", params = CountParams)]
 fn count(ctx: &JobContext, state: &mut CountState) -> Result<()> {
     if state.target == 0 {
-        bail!("give a target: --params '{{\\"target\\": 1000}}'");
+        return Err(Error::InvalidInput("target must be at least 1".into()));
     }
     while state.current < state.target {
         // Paused, cancelled or out of time? The SDK checkpoints `state` as it
@@ -185,8 +198,37 @@ fn count(ctx: &JobContext, state: &mut CountState) -> Result<()> {
             ctx.checkpoint(state)?;
         }
     }
-    ctx.info(format!("sum of 1..={} is {}", state.target, state.sum));
+    info!("sum of 1..={} is {}", state.target, state.sum);
     Ok(()) // the SDK checkpoints the final state: it is the job's result
+}
+
+// Native tests on the SDK's mock host: `wasmjob test .` (or cargo test, set up offline).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmjob_sdk::serde_json::json;
+    use wasmjob_sdk::testing::MockHost;
+
+    #[test]
+    fn count_pauses_and_resumes_to_the_full_sum() {
+        let mut host = MockHost::new();
+        host.interrupt_at(25_000); // the 25000th ctx.check() asks the job to stop
+        let run = host.run_with_params::<CountParams, _, _>(count, json!({"target": 100_000}));
+        assert!(run.is_interrupted(), "{:?}", run.outcome);
+        let paused: CountState = run.state();
+        assert!(paused.current > 0 && paused.current < 100_000);
+
+        let run = host.resume(count); // from the checkpoint, as after `wasmjob resume`
+        assert!(run.is_completed(), "{:?}", run.outcome);
+        assert_eq!(run.state::<CountState>().sum, 100_000 * 100_001 / 2);
+    }
+
+    #[test]
+    fn missing_target_is_refused_with_a_reason() {
+        let mut host = MockHost::new();
+        let run = host.run_with_params::<CountParams, _, _>(count, json!({}));
+        assert!(run.failure().unwrap().contains("missing field `target`"), "{:?}", run.outcome);
+    }
 }
 """
 
@@ -218,7 +260,7 @@ static int32_t run_count(wasmjob_job *job) {
         || wasmjob_json_get_int(job->state, job->state_len, "sum", &s.sum) < 0)
         return wasmjob_fail(job, "state must be {\\"target\\": int, \\"current\\": int, \\"sum\\": int}");
     if (s.target <= 0)
-        return wasmjob_fail(job, "give a target: --params '{\\"target\\": 1000}'");
+        return wasmjob_fail_code(job, WASMJOB_E_INVALID_INPUT, "give a target: --params '{\\"target\\": 1000}'");
 
     while (s.current < s.target) {
         if (wasmjob_interrupted(job)) /* paused, cancelled or out of time */
@@ -237,4 +279,35 @@ static int32_t run_count(wasmjob_job *job) {
 
 WASMJOB_JOB(count, run_count)
 WASMJOB_EXTENSION(WASMJOB_RESUMABLE(count))
+"""
+
+_TEST_C = """/*
+ * Native tests of {name}'s "count" job on the SDK's mock host (wasmjob_test.h).
+ * Run them with `wasmjob test .` (zig builds this file for this machine).
+ */
+#define WASMJOB_NATIVE
+#include "../{name}.c"
+#include "wasmjob_test.h"
+
+static int64_t saved(const char *key) {
+    int64_t value = -1;
+    wasmjob_json_get_int(wasmjob_test.checkpoint.data, wasmjob_test.checkpoint.len, key, &value);
+    return value;
+}
+
+int main(void) {
+    /* The 25000th wasmjob_interrupted() asks the job to stop: it saves where it is... */
+    wasmjob_test_interrupt_at(25000);
+    WASMJOB_CHECK(wasmjob_test_run(execute_count, "{\\"target\\": 100000}") == WASMJOB_INTERRUPTED);
+    WASMJOB_CHECK(saved("current") > 0 && saved("current") < 100000);
+
+    /* ...and a resume from that checkpoint finishes with the full sum. */
+    WASMJOB_CHECK(wasmjob_test_resume(execute_count) == WASMJOB_COMPLETED);
+    WASMJOB_CHECK(saved("sum") == 100000LL * 100001 / 2);
+
+    /* No target: the job fails and says why. */
+    WASMJOB_CHECK(wasmjob_test_run(execute_count, "{}") == WASMJOB_FAILED);
+    WASMJOB_CHECK(strstr(wasmjob_test.last_error, "target") != NULL);
+    return wasmjob_test_done();
+}
 """

@@ -14,6 +14,8 @@ import io
 import json
 import random
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -204,10 +206,18 @@ def test_job_error_is_logged_and_becomes_the_failure_reason(fast_runtime: Runtim
     assert "bad input" in (out.reason or "")
 
 
-def test_undecodable_state_fails_with_the_decoder_message(fast_runtime: Runtime, store: LocalStore) -> None:
+def test_parameters_that_do_not_fit_the_state_fail_as_invalid_input(fast_runtime: Runtime, store: LocalStore) -> None:
     out = run_once(fast_runtime, load(fast_runtime, SELFTEST), JobSpec("report", {"n": -1}), store)
     assert out.status is Status.FAILED
-    assert "cannot decode the state as json" in (out.reason or "")
+    assert (out.reason or "").startswith("Invalid input: the parameters do not fit the job's state: invalid value: integer `-1`")
+
+
+def test_a_state_without_serde_default_starts_from_the_parameters_laid_over_its_default(
+    fast_runtime: Runtime, store: LocalStore
+) -> None:
+    # counter-rs's state has no #[serde(default)]; {"target": 3} alone is a first run.
+    out, _ = run_to_end(fast_runtime, load(fast_runtime, COUNTER_RS), JobSpec("counter", {"target": 3}), store, None, 0)
+    assert out.result == {"current": 3, "target": 3, "processed": ["item_1", "item_2", "item_3"]}
 
 
 def test_kv_helpers_store_and_read_strings(fast_runtime: Runtime, store: LocalStore) -> None:
@@ -215,6 +225,26 @@ def test_kv_helpers_store_and_read_strings(fast_runtime: Runtime, store: LocalSt
     out = run_once(fast_runtime, load(fast_runtime, SELFTEST), spec, store)
     assert out.status is Status.COMPLETED, out.reason
     assert out.result["got"] == "hello" and out.result["missing"] is None
+    assert out.result["raw"] == '"hello"'  # typed values are stored as JSON text
+    assert out.result["count"] == 0
+
+
+def test_typed_kv_reads_back_what_it_stored(fast_runtime: Runtime, store: LocalStore) -> None:
+    out = run_once(fast_runtime, load(fast_runtime, SELFTEST), JobSpec("kv", {"key": "k", "value": "v", "n": 2**40}), store)
+    assert out.status is Status.COMPLETED, out.reason
+    assert out.result["count"] == 2**40
+
+
+def test_config_is_the_manifests_wasmjob_config(fast_runtime: Runtime, store: LocalStore, tmp_path: Path) -> None:
+    data = json.loads((SELFTEST / "manifest.json").read_text())
+    data["wasmjob"]["config"] = {"threshold": 3, "label": "x"}
+    manifest = Manifest.from_dict(data)
+    ext = fast_runtime.load((SELFTEST / "selftest.wasm").read_bytes(), manifest)
+    out = run_once(fast_runtime, ext, JobSpec("config", {}), store)
+    assert out.status is Status.COMPLETED, out.reason
+    assert out.result["result"] == {"threshold": 3, "label": "x"}
+    plain = run_once(fast_runtime, load(fast_runtime, SELFTEST), JobSpec("config", {}), store)
+    assert plain.result["result"] is None
 
 
 def test_a_refused_host_call_fails_the_job_naming_the_method(fast_runtime: Runtime, store: LocalStore) -> None:
@@ -296,6 +326,12 @@ BAD_CRATES = {
         "#[job]\nfn work(_ctx: &JobContext, _state: &mut S) -> Result<()> { Ok(()) }\n",
         "`wrok` is listed in `jobs = [...]` but there is no function `wrok`",
     ),
+    "job_not_listed": (
+        HEADER + '#[extension(id = "x", name = "x", version = "0.1.0", jobs = [work])]\nstruct X;\n'
+        "#[job]\nfn work(_ctx: &JobContext, _state: &mut S) -> Result<()> { Ok(()) }\n"
+        '#[job(name = "hash")]\nfn hash(_ctx: &JobContext, _state: &mut S) -> Result<()> { Ok(()) }\n',
+        "`hash` is marked #[job] but is not listed in `jobs = [...]`: add it (jobs = [work, hash])",
+    ),
     "returns_a_value": (
         HEADER + '#[extension(id = "x", name = "x", version = "0.1.0", jobs = [work])]\nstruct X;\n'
         "#[job]\nfn work(_ctx: &JobContext, _state: &mut S) -> Result<u32> { Ok(1) }\n",
@@ -353,6 +389,44 @@ def _check_scaffolded(
     out, runs = run_to_end(fast_runtime, ext, JobSpec("count", {"target": 30_000}), store, random.Random(1), 25_000)
     assert runs > 1
     assert out.result == {"target": 30_000, "current": 30_000, "sum": 30_000 * 30_001 // 2}
+
+
+def wasmjob_test(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wasmjob.cli", "test", str(path)], capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("lang", ["rust", "c"])
+def test_every_scaffold_ships_a_native_test_that_pauses_and_resumes(rust_build_dir: Path, tmp_path: Path, lang: str) -> None:
+    from wasmjob.scaffold import scaffold
+
+    project = scaffold("paused-ext", lang, tmp_path / "paused-ext")  # type: ignore[arg-type]
+    proc = wasmjob_test(project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if lang == "rust":
+        assert "test tests::count_pauses_and_resumes_to_the_full_sum ... ok" in proc.stdout, proc.stdout
+        assert "path = \"../" in (project / "Cargo.toml").read_text()  # relative: no machine's path in it
+    else:
+        assert "all checks passed" in proc.stderr, proc.stderr
+    # A broken job makes the same command fail.
+    source = project / ("src/lib.rs" if lang == "rust" else "paused-ext.c")
+    text = source.read_text()
+    broken = text.replace("state.sum += state.current;", "state.sum += 1;") if lang == "rust" else text.replace(
+        "s.sum += s.current;", "s.sum += 1;"
+    )
+    assert broken != text
+    source.write_text(broken)
+    assert wasmjob_test(project).returncode != 0
+
+
+@pytest.mark.timeout(900)
+def test_the_sdk_mock_host_interrupts_refuses_and_serves_host_calls(rust_build_dir: Path) -> None:
+    proc = wasmjob_test(ROOT / "extensions" / "sdk" / "rust" / "wasmjob-sdk")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("interrupt_at_n_pauses", "spacedrive_interrupt_convention", "refused_checkpoints", "kv_config_and_host_calls"):
+        assert f"testing::tests::{name}" in proc.stdout, proc.stdout
 
 
 def test_no_rust_toolchain_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

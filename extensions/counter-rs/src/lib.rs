@@ -3,9 +3,14 @@
 //!
 //! Job "counter" (resumable) counts from `current` to `target`, recording
 //! "item_<n>" for each step. State and parameters share one JSON shape,
-//! `{"current": 0, "target": 100, "processed": []}`, and a missing field takes
-//! that default, so `{"target": 25}` is a first run. It checkpoints every 10
-//! items and when interrupted; the final state is the result.
+//! `{"current": 0, "target": 100, "processed": []}`; on a first run the SDK lays
+//! the parameters over that default, so `{"target": 25}` is enough (no
+//! `#[serde(default)]` needed). It checkpoints every 10 items and when
+//! interrupted; the final state is the result.
+//!
+//! The error handling is Spacedrive's own, unchanged: on an interrupt it
+//! checkpoints and returns `Err(Error::OperationFailed("Interrupted".into()))`,
+//! which the SDK (and the host) read as "interrupted", locally and on the fleet.
 
 use wasmjob_sdk::prelude::*;
 
@@ -13,7 +18,6 @@ use wasmjob_sdk::prelude::*;
 struct Counter;
 
 #[derive(Serialize, Deserialize)]
-#[serde(default)]
 struct CounterState {
     current: u64,
     target: u64,
@@ -31,8 +35,9 @@ fn counter(ctx: &JobContext, state: &mut CounterState) -> Result<()> {
     ctx.info(format!("counter: starting at {} of {}", state.current, state.target));
     while state.current < state.target {
         if ctx.check_interrupt() {
-            ctx.info(format!("counter: interrupted at {} of {}", state.current, state.target));
-            return Err(Error::Interrupted); // the SDK checkpoints `state` and returns 1
+            ctx.log(&format!("counter: interrupted at {} of {}, saving checkpoint", state.current, state.target));
+            ctx.checkpoint(state)?;
+            return Err(Error::OperationFailed("Interrupted".into()));
         }
         state.current += 1;
         state.processed.push(format!("item_{}", state.current));

@@ -166,7 +166,7 @@ fn start(ctx: &JobContext, st: &mut Aggregation, delim: u8) -> Result<(usize, us
     st.group_col = Some(g as u64);
     st.sum_col = Some(s as u64);
     st.offset = next as u64;
-    st.previous = ctx.kv_get(&st.result_key)?;
+    st.previous = ctx.kv_get_str(&st.result_key)?; // the summary's JSON text, as stored
     ctx.info(format!("csvstats: {} bytes, grouping by {:?}, summing {:?}", st.csv.len(), st.group_by, st.sum));
     Ok((g, s))
 }
@@ -182,7 +182,7 @@ fn finish(ctx: &JobContext, st: &mut Aggregation) -> Result<()> {
         total: st.groups.values().map(|g| g.sum).sum(),
     };
     let text = wasmjob_sdk::serde_json::to_string(&summary)?;
-    ctx.kv_set(&st.result_key, &text)?;
+    ctx.kv_set(&st.result_key, &summary)?; // stored as its JSON text
     ctx.report_progress(1.0, format!("{} rows in {} groups", st.rows, st.groups.len()));
     ctx.info(format!("csvstats: done: {}", text));
     st.csv = String::new();

@@ -55,8 +55,16 @@
 #define WASMJOB_LOG_WARN 2
 #define WASMJOB_LOG_ERROR 3
 
+#ifdef WASMJOB_NATIVE
+/* Native tests (wasmjob_test.h): plain functions, libc, the mock host's imports. */
+#include <stdlib.h>
+#include <string.h>
+#define WASMJOB_EXPORT(name)
+#define WASMJOB__IMPORT(name)
+#else
 #define WASMJOB_EXPORT(name) __attribute__((export_name(name)))
 #define WASMJOB__IMPORT(name) __attribute__((import_module("spacedrive"), import_name(name)))
+#endif
 #define WASMJOB__PRINTF(fmt_index) __attribute__((format(printf, fmt_index, fmt_index + 1)))
 /* Helpers are static inline: each extension is one translation unit, unused ones cost nothing. */
 #define WASMJOB_API static inline
@@ -78,6 +86,7 @@ WASMJOB__IMPORT("job_increment_items") void wasmjob_host_increment_items(const u
 WASMJOB__IMPORT("spacedrive_call") uint8_t *wasmjob_host_call(const char *method, uint32_t method_len,
     const uint8_t *library_id, const void *payload, uint32_t payload_len);
 
+#ifndef WASMJOB_NATIVE
 /* ---- memcpy and friends: the compiler may emit calls to these. ---- */
 
 void *memcpy(void *dst, const void *src, size_t n) {
@@ -107,6 +116,7 @@ int memcmp(const void *a, const void *b, size_t n) {
         if (*x != *y) return *x - *y;
     return 0;
 }
+#endif
 
 WASMJOB_API uint32_t wasmjob_strlen(const char *s) {
     uint32_t n = 0;
@@ -119,6 +129,10 @@ WASMJOB_API uint32_t wasmjob_strlen(const char *s) {
  * to wasm_alloc (the ABI passes it). Memory grows by whole pages as needed and never
  * shrinks; wasm_alloc returns 0 when it cannot grow. */
 
+#ifdef WASMJOB_NATIVE
+void *wasm_alloc(int32_t size) { return size < 0 ? 0 : malloc(size ? (size_t)size : 1); }
+void wasm_free(void *ptr, int32_t size) { (void)size; free(ptr); }
+#else
 extern unsigned char __heap_base;
 #define WASMJOB__SIZE_CLASSES 28 /* 16 B .. 2 GiB */
 static uintptr_t wasmjob__heap_top;
@@ -154,6 +168,7 @@ WASMJOB_EXPORT("wasm_free") void wasm_free(void *ptr, int32_t size) {
     *(void **)ptr = wasmjob__free_lists[cls];
     wasmjob__free_lists[cls] = ptr;
 }
+#endif
 
 /* ---- Growable byte buffer. A failed allocation sets `failed`; later appends are no-ops. ---- */
 
@@ -699,6 +714,61 @@ WASMJOB_API const uint8_t *wasmjob_call(wasmjob_job *job, const char *method, co
 
 WASMJOB_API void wasmjob_call_free(const uint8_t *result, uint32_t result_len) {
     if (result) wasm_free((void *)(uintptr_t)(result - 4), (int32_t)(result_len + 4));
+}
+
+/* Log "code: why" and return WASMJOB_FAILED: the failure reason starts with a stable
+ * code, e.g. wasmjob_fail_code(job, WASMJOB_E_INVALID_INPUT, "target must be > 0"). */
+#define WASMJOB_E_INVALID_INPUT "invalid_input"
+#define WASMJOB_E_NOT_FOUND "not_found"
+#define WASMJOB_E_PERMISSION_DENIED "permission_denied"
+#define WASMJOB_E_HOST_CALL "host_call"
+#define WASMJOB_E_OPERATION_FAILED "operation_failed"
+WASMJOB_API WASMJOB__PRINTF(3) int32_t wasmjob_fail_code(wasmjob_job *job, const char *code, const char *fmt, ...) {
+    char msg[WASMJOB__MSG_MAX];
+    va_list ap;
+    (void)job;
+    uint32_t n = wasmjob_format(msg, sizeof msg, "%s: ", code);
+    va_start(ap, fmt);
+    n += wasmjob_vformat(msg + n, sizeof msg - n, fmt, ap);
+    va_end(ap);
+    wasmjob_host_log(WASMJOB_LOG_ERROR, msg, n);
+    return WASMJOB_FAILED;
+}
+
+/* Key-value store of the extension and tenant (values are strings; the Rust SDK
+ * stores JSON text). wasmjob_kv_get: 1 = found (value in *out), 0 = never set,
+ * -1 = the call failed (the host logged why). wasmjob_kv_set: 0 = stored. */
+WASMJOB_API int wasmjob_kv_get(wasmjob_job *job, const char *key, wasmjob_buf *out) {
+    wasmjob_json req;
+    uint32_t len;
+    wasmjob_json_init(&req);
+    wasmjob_json_object_begin(&req);
+    wasmjob_json_key(&req, "key");
+    wasmjob_json_string(&req, key);
+    wasmjob_json_object_end(&req);
+    const uint8_t *r = wasmjob_call(job, "query:kv.get.v1", req.buf.data, req.buf.len, &len);
+    wasmjob_json_free(&req);
+    if (!r) return -1;
+    int got = wasmjob_json_get_string(r, len, "value", out);
+    wasmjob_call_free(r, len);
+    return got == 1 ? 1 : 0;
+}
+
+WASMJOB_API int wasmjob_kv_set(wasmjob_job *job, const char *key, const char *value) {
+    wasmjob_json req;
+    uint32_t len;
+    wasmjob_json_init(&req);
+    wasmjob_json_object_begin(&req);
+    wasmjob_json_key(&req, "key");
+    wasmjob_json_string(&req, key);
+    wasmjob_json_key(&req, "value");
+    wasmjob_json_string(&req, value);
+    wasmjob_json_object_end(&req);
+    const uint8_t *r = wasmjob_call(job, "action:kv.set.v1", req.buf.data, req.buf.len, &len);
+    wasmjob_json_free(&req);
+    if (!r) return -1;
+    wasmjob_call_free(r, len);
+    return 0;
 }
 
 /* ---- Declaring jobs and the extension ---- */

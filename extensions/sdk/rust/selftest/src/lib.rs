@@ -9,7 +9,7 @@ use wasmjob_sdk::serde_json::Value;
     id = "sdk-selftest",
     name = "Rust SDK self-test",
     version = "0.1.0",
-    jobs = [panics, fails, kv, call, report]
+    jobs = [panics, fails, kv, call, report, config]
 )]
 struct SelfTest;
 
@@ -23,6 +23,8 @@ struct Probe {
     payload: Value,
     n: u64,
     got: Option<String>,
+    raw: Option<String>,
+    count: Option<u64>,
     missing: Option<String>,
     result: Option<Value>,
 }
@@ -40,12 +42,23 @@ fn fails(_ctx: &JobContext, state: &mut Probe) -> Result<()> {
     Err(Error::msg(&state.message))
 }
 
-/// Stores `value` under `key`, reads it back into `got`, and reads a key never set into `missing`.
+/// Stores `value` under `key` (as JSON text), reads it back typed into `got` and raw into
+/// `raw`, stores and reads the number `n` typed into `count`, and reads a key never set into `missing`.
 #[job]
 fn kv(ctx: &JobContext, state: &mut Probe) -> Result<()> {
     ctx.kv_set(&state.key, &state.value)?;
     state.got = ctx.kv_get(&state.key)?;
+    state.raw = ctx.kv_get_str(&state.key)?;
+    ctx.kv_set(&format!("{}:n", state.key), &state.n)?;
+    state.count = ctx.kv_get::<u64>(&format!("{}:n", state.key))?;
     state.missing = ctx.kv_get(&format!("{}:never-set", state.key))?;
+    Ok(())
+}
+
+/// The extension's configuration, into `result`.
+#[job]
+fn config(ctx: &JobContext, state: &mut Probe) -> Result<()> {
+    state.result = Some(ctx.config::<Value>()?);
     Ok(())
 }
 

@@ -123,6 +123,17 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
         infos.push(quote_spanned!(path.span()=> &#info_path));
     }
+    if let Some(sources) = &sources {
+        let listed: Vec<String> =
+            args.jobs.iter().filter_map(|p| p.segments.last()).map(|s| s.ident.to_string()).collect();
+        for name in sources.unlisted_jobs(&listed) {
+            let msg = format!(
+                "`{name}` is marked #[job] but is not listed in `jobs = [...]`: add it (jobs = [{}{name}]) or remove its #[job]",
+                listed.iter().map(|l| format!("{}, ", l)).collect::<String>()
+            );
+            problems.extend(syn::Error::new(Span::call_site(), msg).to_compile_error());
+        }
+    }
     if !problems.is_empty() {
         return quote!(#problems #item);
     }

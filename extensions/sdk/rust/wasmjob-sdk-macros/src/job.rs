@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{parse2, AttributeArgs, FnArg, ItemFn, Lit, Meta, NestedMeta, ReturnType, Type};
+use syn::{parse2, FnArg, ItemFn, Lit, ReturnType, Type};
 
 use crate::info_ident;
 
@@ -13,6 +13,7 @@ struct JobArgs {
     name: Option<String>,
     state: Option<TokenStream>,
     resumable: bool,
+    params: Option<Type>,
 }
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -58,10 +59,18 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let ctx_ty_span = func.sig.inputs.first().map(|a| a.span()).unwrap_or_else(Span::call_site);
     // Spanned on the parameters so a type the SDK cannot use points there.
-    let call = quote_spanned! {ctx_ty_span=>
-        ::wasmjob_sdk::__private::run_job::<#state_ty, _>(
-            &#info, ctx_ptr, ctx_len, state_ptr, state_len, #fn_name,
-        )
+    let call = match &args.params {
+        None => quote_spanned! {ctx_ty_span=>
+            ::wasmjob_sdk::__private::run_job::<#state_ty, _>(
+                &#info, ctx_ptr, ctx_len, state_ptr, state_len, #fn_name,
+            )
+        },
+        // `S: From<P>` is required here: a missing impl points at `params = P`.
+        Some(params) => quote_spanned! {params.span()=>
+            ::wasmjob_sdk::__private::run_job_with_params::<#state_ty, #params, _>(
+                &#info, ctx_ptr, ctx_len, state_ptr, state_len, #fn_name,
+            )
+        },
     };
 
     quote! {
@@ -77,41 +86,64 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// One `key = value` of `#[job(...)]`: a literal, or a type for `params`.
+enum ArgValue {
+    Lit(Lit),
+    Type(Type),
+}
+
+struct JobArg {
+    key: syn::Ident,
+    value: ArgValue,
+}
+
+impl syn::parse::Parse for JobArg {
+    fn parse(input: syn::parse::ParseStream) -> syn::Result<Self> {
+        let key: syn::Ident = input.parse()?;
+        input.parse::<syn::Token![=]>()?;
+        let value = if input.peek(Lit) { ArgValue::Lit(input.parse()?) } else { ArgValue::Type(input.parse()?) };
+        Ok(JobArg { key, value })
+    }
+}
+
+const OPTIONS: &str =
+    "#[job] takes `name = \"...\"`, `params = YourParams`, `state = \"json\" | \"msgpack\"` and `resumable = true | false`";
+
 fn parse_args(args: TokenStream) -> syn::Result<JobArgs> {
-    let metas: AttributeArgs = syn::parse::Parser::parse2(
-        syn::punctuated::Punctuated::<NestedMeta, syn::Token![,]>::parse_terminated,
+    let list = syn::parse::Parser::parse2(
+        syn::punctuated::Punctuated::<JobArg, syn::Token![,]>::parse_terminated,
         args,
-    )?
-    .into_iter()
-    .collect();
-    let mut out = JobArgs { name: None, state: None, resumable: true };
-    for meta in metas {
-        let nv = match meta {
-            NestedMeta::Meta(Meta::NameValue(nv)) => nv,
-            other => {
-                return Err(syn::Error::new(
-                    other.span(),
-                    "#[job] takes `name = \"...\"`, `state = \"json\" | \"msgpack\"` and `resumable = true | false`",
-                ))
-            }
-        };
-        let key = nv.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
-        match (key.as_str(), &nv.lit) {
-            ("name", Lit::Str(s)) if !s.value().is_empty() => out.name = Some(s.value()),
-            ("state", Lit::Str(s)) => out.state = Some(encoding_tokens(s)?),
-            ("resumable", Lit::Bool(b)) => out.resumable = b.value,
-            ("name", _) => return Err(syn::Error::new(nv.lit.span(), "`name` must be a non-empty string")),
-            ("state", _) => return Err(syn::Error::new(nv.lit.span(), "`state` must be \"json\" or \"msgpack\"")),
-            ("resumable", _) => return Err(syn::Error::new(nv.lit.span(), "`resumable` must be true or false")),
+    )
+    .map_err(|e| syn::Error::new(e.span(), OPTIONS))?;
+    let mut out = JobArgs { name: None, state: None, resumable: true, params: None };
+    for arg in list {
+        let key = arg.key.to_string();
+        match (key.as_str(), arg.value) {
+            ("name", ArgValue::Lit(Lit::Str(s))) if !s.value().is_empty() => out.name = Some(s.value()),
+            ("state", ArgValue::Lit(Lit::Str(s))) => out.state = Some(encoding_tokens(&s)?),
+            ("resumable", ArgValue::Lit(Lit::Bool(b))) => out.resumable = b.value,
+            ("params", ArgValue::Type(t)) => out.params = Some(t),
+            ("params", ArgValue::Lit(Lit::Str(s))) => out.params = Some(s.parse()?),
+            ("name", v) => return Err(syn::Error::new(span_of(&v), "`name` must be a non-empty string")),
+            ("state", v) => return Err(syn::Error::new(span_of(&v), "`state` must be \"json\" or \"msgpack\"")),
+            ("resumable", v) => return Err(syn::Error::new(span_of(&v), "`resumable` must be true or false")),
+            ("params", v) => return Err(syn::Error::new(span_of(&v), "`params` names a type: params = YourParams")),
             _ => {
                 return Err(syn::Error::new(
-                    nv.path.span(),
-                    format!("unknown #[job] option `{}`: use name, state or resumable", key),
+                    arg.key.span(),
+                    format!("unknown #[job] option `{}`: use name, params, state or resumable", key),
                 ))
             }
         }
     }
     Ok(out)
+}
+
+fn span_of(value: &ArgValue) -> Span {
+    match value {
+        ArgValue::Lit(l) => l.span(),
+        ArgValue::Type(t) => t.span(),
+    }
 }
 
 /// `"json"` / `"msgpack"` as a `StateEncoding` expression.

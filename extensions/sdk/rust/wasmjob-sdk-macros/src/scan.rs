@@ -50,6 +50,13 @@ impl SourceScan {
         ))
     }
 
+    /// The `#[job]` functions missing from `listed`, in name order.
+    pub fn unlisted_jobs(&self, listed: &[String]) -> Vec<String> {
+        let mut missing: Vec<String> = self.job_fns.iter().filter(|n| !listed.contains(n)).cloned().collect();
+        missing.sort();
+        missing
+    }
+
     fn walk(&mut self, dir: &Path, depth: usize, files: &mut usize) {
         let entries = match fs::read_dir(dir) {
             Ok(e) if depth < 8 => e,

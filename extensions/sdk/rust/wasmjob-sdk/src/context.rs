@@ -7,7 +7,6 @@ use crate::encoding::StateEncoding;
 use crate::error::{Error, Result};
 use crate::ffi;
 use crate::log::{self, LogLevel};
-use crate::memory::take_host_result;
 
 /// The running job's handle on the host: logs, progress, checkpoints,
 /// interrupts, metrics and host operations (`spacedrive_call`).
@@ -22,12 +21,15 @@ pub struct JobContext {
     library_uuid: [u8; 16],
     job_name: &'static str,
     encoding: StateEncoding,
+    resumed: Option<bool>,
 }
 
 #[derive(Deserialize)]
 struct ContextJson {
     job_id: String,
     library_id: String,
+    #[serde(default)]
+    resumed: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -47,6 +49,11 @@ struct KvSet<'a> {
 }
 
 #[derive(Deserialize)]
+struct ConfigGot<T> {
+    config: Option<T>,
+}
+
+#[derive(Deserialize)]
 struct KvSetResult {
     ok: bool,
 }
@@ -61,6 +68,7 @@ impl JobContext {
             library_id: library_id.to_owned(),
             job_name: "",
             encoding,
+            resumed: None,
         }
     }
 
@@ -69,7 +77,18 @@ impl JobContext {
             .map_err(|e| Error::msg(format!("the host's job context is not valid: {}", e)))?;
         let mut ctx = JobContext::new(&parsed.job_id, &parsed.library_id, encoding);
         ctx.job_name = job_name;
+        ctx.resumed = parsed.resumed;
         Ok(ctx)
+    }
+
+    pub(crate) fn resumed_flag(&self) -> Option<bool> {
+        self.resumed
+    }
+
+    /// True when this run continues from a checkpoint (false on a first run, and
+    /// under a host that does not say).
+    pub fn is_resumed(&self) -> bool {
+        self.resumed == Some(true)
     }
 
     /// The job's id (a UUID string).
@@ -202,37 +221,51 @@ impl JobContext {
     {
         let payload = serde_json::to_vec(request)
             .map_err(|e| Error::msg(format!("cannot encode the request to {}: {}", method, e)))?;
-        let ptr = unsafe {
-            ffi::spacedrive_call(
-                method.as_ptr(),
-                method.len(),
-                self.library_uuid.as_ptr(),
-                payload.as_ptr(),
-                payload.len(),
-            )
-        };
-        if ptr == 0 {
-            return Err(Error::msg(format!("host call {} failed (the reason is in the job log)", method)));
-        }
-        let body = unsafe { take_host_result(ptr) };
+        let body = ffi::host_call(method, &self.library_uuid, &payload)
+            .ok_or_else(|| Error::HostCall(format!("{} failed (the reason is in the job log)", method)))?;
         serde_json::from_slice(&body)
-            .map_err(|e| Error::msg(format!("unexpected result from {}: {}", method, e)))
+            .map_err(|e| Error::HostCall(format!("unexpected result from {}: {}", method, e)))
     }
 
-    /// Read a string from the host's key-value store (`query:kv.get.v1`).
-    pub fn kv_get(&self, key: &str) -> Result<Option<String>> {
+    /// Read a value stored with [`JobContext::kv_set`] (`query:kv.get.v1`); `None` when
+    /// the key was never set. Values are JSON text in the store: `kv_get::<u64>("n")`.
+    pub fn kv_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.kv_get_str(key)? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| Error::Serialization(format!("key {:?} does not hold the type asked for: {}", key, e))),
+        }
+    }
+
+    /// Store any serializable value as JSON text (`action:kv.set.v1`), scoped to the
+    /// extension and tenant; at most 64 KiB.
+    pub fn kv_set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let text = serde_json::to_string(value).map_err(|e| Error::Serialization(e.to_string()))?;
+        self.kv_set_str(key, &text)
+    }
+
+    /// Read a raw string from the key-value store (`query:kv.get.v1`).
+    pub fn kv_get_str(&self, key: &str) -> Result<Option<String>> {
         let got: KvGot = self.call("query:kv.get.v1", &KvGet { key })?;
         Ok(got.value)
     }
 
-    /// Store a string in the host's key-value store (`action:kv.set.v1`).
-    pub fn kv_set(&self, key: &str, value: &str) -> Result<()> {
+    /// Store a raw string in the key-value store (`action:kv.set.v1`).
+    pub fn kv_set_str(&self, key: &str, value: &str) -> Result<()> {
         let done: KvSetResult = self.call("action:kv.set.v1", &KvSet { key, value })?;
         if done.ok {
             Ok(())
         } else {
-            Err(Error::msg(format!("the host did not store key {:?}", key)))
+            Err(Error::HostCall(format!("the host did not store key {:?}", key)))
         }
+    }
+
+    /// The extension's configuration (`query:config.get.v1`): the manifest's
+    /// `wasmjob.config` object decoded as `T`; `T::default()` when there is none.
+    pub fn config<T: DeserializeOwned + Default>(&self) -> Result<T> {
+        let got: ConfigGot<T> = self.call("query:config.get.v1", &serde_json::json!({}))?;
+        Ok(got.config.unwrap_or_default())
     }
 }
 

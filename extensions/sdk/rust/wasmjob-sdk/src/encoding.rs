@@ -45,6 +45,23 @@ impl StateEncoding {
         value.map_err(|e| Error::msg(format!("cannot decode the state as {}: {}", self.name(), e)))
     }
 
+    /// Decode any value (no default for empty bytes).
+    pub fn decode_any<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T> {
+        let value = match self {
+            StateEncoding::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+            StateEncoding::Msgpack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
+        };
+        value.map_err(|e| Error::Serialization(format!("cannot decode {}: {}", self.name(), e)))
+    }
+
+    /// An empty map in this encoding.
+    pub(crate) fn empty_map(self) -> Vec<u8> {
+        match self {
+            StateEncoding::Json => b"{}".to_vec(),
+            StateEncoding::Msgpack => vec![0x80],
+        }
+    }
+
     pub(crate) const fn code(self) -> u8 {
         match self {
             StateEncoding::Json => 0,

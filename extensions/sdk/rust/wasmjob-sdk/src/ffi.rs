@@ -1,9 +1,8 @@
 //! The host functions of the ABI (wasm import module `spacedrive`).
 //!
 //! On wasm32 these are real imports; a module imports only those it uses. On
-//! other targets they are stand-ins so job logic can be unit-tested natively:
-//! logs go to stderr, checkpoints succeed, nothing is ever interrupted, and
-//! host calls fail.
+//! other targets they are the mock host of [`crate::testing`], so job logic can be
+//! unit-tested natively (`cargo test`, `wasmjob test DIR`).
 
 #[cfg(target_arch = "wasm32")]
 #[link(wasm_import_module = "spacedrive")]
@@ -31,37 +30,16 @@ extern "C" {
     ) -> i32;
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-pub use native::*;
-
-#[cfg(not(target_arch = "wasm32"))]
-#[allow(clippy::missing_safety_doc)]
-mod native {
-    unsafe fn text<'a>(ptr: *const u8, len: usize) -> std::borrow::Cow<'a, str> {
-        String::from_utf8_lossy(std::slice::from_raw_parts(ptr, len))
-    }
-
-    pub unsafe fn spacedrive_log(level: i32, msg_ptr: *const u8, msg_len: usize) {
-        eprintln!("[wasmjob level {}] {}", level, text(msg_ptr, msg_len));
-    }
-    pub unsafe fn register_job(_: *const u8, _: usize, _: *const u8, _: usize, _: i32) -> i32 {
-        0
-    }
-    pub unsafe fn job_report_progress(_: *const u8, progress: f32, msg_ptr: *const u8, msg_len: usize) {
-        eprintln!("[wasmjob progress {:.3}] {}", progress, text(msg_ptr, msg_len));
-    }
-    pub unsafe fn job_checkpoint(_: *const u8, _: *const u8, _: usize) -> i32 {
-        0
-    }
-    pub unsafe fn job_check_interrupt(_: *const u8) -> i32 {
-        0
-    }
-    pub unsafe fn job_add_warning(_: *const u8, msg_ptr: *const u8, msg_len: usize) {
-        eprintln!("[wasmjob warning] {}", text(msg_ptr, msg_len));
-    }
-    pub unsafe fn job_increment_bytes(_: *const u8, _: u64) {}
-    pub unsafe fn job_increment_items(_: *const u8, _: u64) {}
-    pub unsafe fn spacedrive_call(_: *const u8, _: usize, _: *const u8, _: *const u8, _: usize) -> i32 {
-        0
+/// Call a host operation; the JSON result, or `None` when the host refused it (it logs why).
+#[cfg(target_arch = "wasm32")]
+pub fn host_call(method: &str, library: &[u8; 16], payload: &[u8]) -> Option<Vec<u8>> {
+    let ptr = unsafe { spacedrive_call(method.as_ptr(), method.len(), library.as_ptr(), payload.as_ptr(), payload.len()) };
+    if ptr == 0 {
+        None
+    } else {
+        Some(unsafe { crate::memory::take_host_result(ptr) })
     }
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use crate::testing::native::*;

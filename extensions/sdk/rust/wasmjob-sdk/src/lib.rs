@@ -25,6 +25,9 @@
 //! }
 //! ```
 //!
+//! Native tests of job logic use [`testing::MockHost`] (`cargo test`, or
+//! `wasmjob test DIR`, which sets cargo up offline).
+//!
 //! `#[extension]` generates `plugin_init` (which registers the jobs) and
 //! `plugin_cleanup`; `#[job]` generates the `execute_<fn>` export that decodes
 //! the state, runs the function and maps its outcome to the ABI's return codes
@@ -40,6 +43,8 @@ mod ffi;
 pub mod log;
 mod memory;
 mod runtime;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 pub use context::JobContext;
 pub use encoding::StateEncoding;
@@ -56,7 +61,7 @@ pub use serde_json;
 
 /// Everything a job file needs: `use wasmjob_sdk::prelude::*;`.
 pub mod prelude {
-    pub use crate::bail;
+    pub use crate::{bail, debug, error, info, warn};
     pub use crate::{extension, job, spacedrive_job};
     pub use crate::{Error, JobContext, LogLevel, Result, StateEncoding};
     pub use serde::{Deserialize, Serialize};
@@ -67,6 +72,6 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::runtime::{
-        extension_encoding, plugin_cleanup, plugin_init, run_job, ExtensionInfo, JobInfo,
+        extension_encoding, plugin_cleanup, plugin_init, run_job, run_job_with_params, ExtensionInfo, JobInfo,
     };
 }

@@ -39,3 +39,27 @@ pub fn warn(msg: &str) {
 pub fn error(msg: &str) {
     log(LogLevel::Error, msg)
 }
+
+/// Log a formatted line at debug level: `debug!("read {} rows", n)`.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::log::debug(&::std::format!($($arg)*)) };
+}
+
+/// Log a formatted line at info level: `info!("{} of {}", done, total)`.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log::info(&::std::format!($($arg)*)) };
+}
+
+/// Log a formatted line at warn level.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::log::warn(&::std::format!($($arg)*)) };
+}
+
+/// Log a formatted line at error level (the last one before a failure is its reason).
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::log::error(&::std::format!($($arg)*)) };
+}

@@ -51,6 +51,7 @@ pub(crate) unsafe fn guest_bytes<'a>(ptr: i32, len: i32) -> &'a [u8] {
 ///
 /// # Safety
 /// `ptr` must be a non-zero block the host allocated with `wasm_alloc` in that shape.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) unsafe fn take_host_result(ptr: i32) -> Vec<u8> {
     let base = ptr as usize as *const u8;
     let mut len_bytes = [0u8; 4];

@@ -148,21 +148,70 @@ pub fn plugin_cleanup(_ext: &ExtensionInfo) -> i32 {
     0
 }
 
-/// Body of a generated `execute_<fn>`: decode, run, checkpoint, map to a return code.
+/// Body of a generated `execute_<fn>` for `fn(ctx, state: &mut S)`: on a first run the
+/// parameters' fields are laid over `S::default()`, so they may give any subset of the state.
 pub fn run_job<S, F>(job: &'static JobInfo, ctx_ptr: i32, ctx_len: i32, state_ptr: i32, state_len: i32, f: F) -> i32
 where
     S: Serialize + DeserializeOwned + Default,
     F: FnOnce(&JobContext, &mut S) -> Result<()>,
 {
     install_panic_hook();
-    let encoding = job
-        .encoding
-        .unwrap_or_else(|| StateEncoding::from_code(EXTENSION_ENCODING.load(Ordering::Relaxed)));
-    let ctx = match JobContext::from_host(unsafe { guest_bytes(ctx_ptr, ctx_len) }, job.name, encoding) {
+    let (ctx, state) = unsafe { (guest_bytes(ctx_ptr, ctx_len), guest_bytes(state_ptr, state_len)) };
+    run_bytes(job.name, job_encoding(job), ctx, state, params_over_default::<S>, f)
+}
+
+/// Body of a generated `execute_<fn>` for `#[job(params = P)]`: a first run decodes the
+/// parameters as `P` (its own serde rules, so required fields are required) and starts
+/// from `S::from(params)`; a resume decodes the checkpoint as `S`.
+pub fn run_job_with_params<S, P, F>(
+    job: &'static JobInfo,
+    ctx_ptr: i32,
+    ctx_len: i32,
+    state_ptr: i32,
+    state_len: i32,
+    f: F,
+) -> i32
+where
+    S: Serialize + DeserializeOwned + Default + From<P>,
+    P: DeserializeOwned,
+    F: FnOnce(&JobContext, &mut S) -> Result<()>,
+{
+    install_panic_hook();
+    let (ctx, state) = unsafe { (guest_bytes(ctx_ptr, ctx_len), guest_bytes(state_ptr, state_len)) };
+    run_bytes(job.name, job_encoding(job), ctx, state, |enc, bytes| decode_params::<P>(enc, bytes).map(S::from), f)
+}
+
+fn job_encoding(job: &JobInfo) -> StateEncoding {
+    job.encoding
+        .unwrap_or_else(|| StateEncoding::from_code(EXTENSION_ENCODING.load(Ordering::Relaxed)))
+}
+
+/// The run of one job from the context and state bytes, shared by the exports and the
+/// native test harness: build the state, run `f`, checkpoint, map to a return code.
+pub(crate) fn run_bytes<S, I, F>(
+    name: &'static str,
+    encoding: StateEncoding,
+    ctx: &[u8],
+    bytes: &[u8],
+    first_run: I,
+    f: F,
+) -> i32
+where
+    S: Serialize + DeserializeOwned + Default,
+    I: FnOnce(StateEncoding, &[u8]) -> Result<S>,
+    F: FnOnce(&JobContext, &mut S) -> Result<()>,
+{
+    let ctx = match JobContext::from_host(ctx, name, encoding) {
         Ok(ctx) => ctx,
         Err(e) => return fail(&e),
     };
-    let mut state: S = match encoding.decode(unsafe { guest_bytes(state_ptr, state_len) }) {
+    let initial = match ctx.resumed_flag() {
+        Some(true) => encoding.decode(bytes),
+        Some(false) => first_run(encoding, bytes),
+        // A host that does not say (Spacedrive's): a checkpoint decodes as the state.
+        None => encoding.decode(bytes).or_else(|e| first_run(encoding, bytes).map_err(|_| e)),
+    };
+    let mut state: S = match initial {
         Ok(state) => state,
         Err(e) => return fail(&e),
     };
@@ -171,12 +220,39 @@ where
             Ok(()) => COMPLETED,
             Err(e) => fail(&Error::msg(format!("finished, but the final state was not saved: {}", e))),
         },
-        Err(Error::Interrupted) => match ctx.checkpoint(&state) {
-            Ok(()) => INTERRUPTED,
-            Err(e) => fail(&Error::msg(format!("interrupted, and the state was not saved: {}", e))),
-        },
+        // Spacedrive's convention (`OperationFailed("Interrupted")`) counts only when the host asked.
+        Err(e) if e.is_interrupted() && (matches!(e, Error::Interrupted) || ctx.check_interrupt()) => {
+            match ctx.checkpoint(&state) {
+                Ok(()) => INTERRUPTED,
+                Err(e) => fail(&Error::msg(format!("interrupted, and the state was not saved: {}", e))),
+            }
+        }
         Err(e) => fail(&e),
     }
+}
+
+/// A first run's state: the parameters' fields laid over `S::default()`'s (when both are
+/// maps), so a ported state struct needs no `#[serde(default)]`.
+pub(crate) fn params_over_default<S: Serialize + DeserializeOwned + Default>(enc: StateEncoding, bytes: &[u8]) -> Result<S> {
+    if bytes.is_empty() {
+        return Ok(S::default());
+    }
+    let params: serde_json::Value = enc.decode_any(bytes)?;
+    let base = serde_json::to_value(S::default()).map_err(|e| Error::Serialization(e.to_string()))?;
+    match (base, params) {
+        (serde_json::Value::Object(mut fields), serde_json::Value::Object(given)) => {
+            fields.extend(given);
+            serde_json::from_value(serde_json::Value::Object(fields))
+                .map_err(|e| Error::InvalidInput(format!("the parameters do not fit the job's state: {}", e)))
+        }
+        _ => enc.decode(bytes),
+    }
+}
+
+/// A first run's typed parameters; empty bytes decode as an empty map.
+pub(crate) fn decode_params<P: DeserializeOwned>(enc: StateEncoding, bytes: &[u8]) -> Result<P> {
+    let decoded = if bytes.is_empty() { enc.decode_any(&enc.empty_map()) } else { enc.decode_any(bytes) };
+    decoded.map_err(|e| Error::InvalidInput(format!("parameters: {}", e.message())))
 }
 
 /// Log why the job failed (the host shows the last error line as the reason) and return 2.
