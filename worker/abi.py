@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -135,6 +136,17 @@ def check_job_export(shape: ModuleShape, job: str, export: str) -> None:
         )
 
 
-def context_json(job_id: str, library_id: str) -> bytes:
-    """The ctx handed to ``execute_<fn>``: both ids as strings (SDK parsers reject null)."""
-    return json.dumps({"job_id": job_id, "library_id": library_id}).encode()
+def context_json(job_id: str, library_id: str, resumed: bool = False) -> bytes:
+    """The ctx handed to ``execute_<fn>``: both ids as strings (SDK parsers reject null), and
+    whether the state is a checkpoint (``resumed``) or the parameters of a first run."""
+    return json.dumps({"job_id": job_id, "library_id": library_id, "resumed": resumed}).encode()
+
+
+_INTERRUPT_REASON = re.compile(r"^\s*(?:[\w ]+:\s*)?interrupted\s*$", re.IGNORECASE)
+
+
+def reads_as_interrupt(reason: str | None, requested: object) -> bool:
+    """True when a job that returned 2 (failed) was really interrupted: the host asked it to
+    stop and its last error line is Spacedrive's "Interrupted" (as ``Operation failed:
+    Interrupted``). Local runs and the fleet both decide here, through the runtime's outcome."""
+    return requested is not None and bool(reason) and bool(_INTERRUPT_REASON.match(reason or ""))

@@ -17,12 +17,25 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .errors import ConfigError, WasmJobError
+from .errors import ConfigError, JobTimeout, NotFound, StoreUnavailable, WasmJobError
 from .validate import check_limits
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+# Exit codes (documented in `wasmjob --help`): scripts tell the cases apart.
+EXIT_FAILED = 1  # the job failed, or another error
+EXIT_USAGE = 2  # bad command line or input (argparse uses 2 too)
+EXIT_NOT_FOUND = 3  # no such job, extension or file
+EXIT_UNREACHABLE = 4  # Redis (the fleet's store) cannot be reached
+EXIT_TIMEOUT = 124  # a wait or a run's time limit ran out (as timeout(1))
+EXIT_INTERRUPTED = 130  # Ctrl-C (the job checkpointed, or goes on on the fleet)
+
+EXIT_CODES = f"""exit codes:
+  0    success
+  {EXIT_FAILED}    the job failed (or another error)
+  {EXIT_USAGE}    usage: a bad option, argument or input
+  {EXIT_NOT_FOUND}    not found: no such job, extension or file
+  {EXIT_UNREACHABLE}    unreachable: the fleet's Redis does not answer
+  {EXIT_TIMEOUT}  timeout: --timeout of a wait, or a run's time limit, ran out
+  {EXIT_INTERRUPTED}  interrupted by Ctrl-C"""
 RUN_NAMESPACE = uuid.UUID("6f1c1e1a-7a39-4a8e-9d7e-5b0c2f0f3a11")
 
 
@@ -46,7 +59,7 @@ def _read_module(path: str) -> tuple[Path, bytes]:
     try:
         return p, p.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read module {path}: {exc.strerror}") from None
+        raise NotFound(f"cannot read module {path}: {exc.strerror}") from None
 
 
 def local_job_id(digest: str, job: str, params: Any, tenant: str) -> str:
@@ -100,6 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"job {job_id} already completed; --fresh runs it again", file=sys.stderr)
         print(json.dumps(record["meta"].get("result")))
         return 0
+    if record and record["meta"].get("status") == "failed":
+        # As on the fleet: a failed job stays failed (resume is refused there too).
+        raise WasmJobError(f"failed earlier: {record['meta'].get('error')}; --fresh starts it over", job_id=job_id)
     limits = ext.manifest.limits.merged(
         **check_limits({"fuel": args.fuel, "timeout_seconds": args.timeout, "max_memory_mb": args.memory}),
         snapshot_seconds=args.snapshot_every if ext.snapshot_mode else None,
@@ -115,11 +131,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         outcome = runtime.run(ext, spec, store, token, interrupts, limits)
     store.release(job_id, token)
     usage = outcome.usage.as_dict()
-    if outcome.status is Status.COMPLETED:
+    step = outcome.next_step  # the fleet decides with the same property
+    if step == "completed":
         store.set_meta(job_id, status="completed", result=outcome.result, usage=usage)
         print(json.dumps(outcome.result))
         return 0
-    if outcome.status is Status.INTERRUPTED:
+    if step == "interrupted":
         store.set_meta(job_id, status="paused", usage=usage)
         saved = "a snapshot" if ext.snapshot_mode else f"{outcome.checkpoints} checkpoint(s)"
         print(
@@ -127,6 +144,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    if step == "retry":
+        store.set_meta(job_id, status="paused", error=outcome.reason, usage=usage)
+        if outcome.failure == "timeout":
+            print(
+                f"stopped at its time limit ({limits.timeout_seconds:g} s) at {outcome.progress:.0%}; "
+                "run the same command again to continue from its last checkpoint",
+                file=sys.stderr,
+            )
+            return EXIT_TIMEOUT
+        raise WasmJobError(f"{outcome.reason}; run the same command again to retry from the last checkpoint", job_id=job_id)
     store.set_meta(job_id, status="failed", error=outcome.reason, usage=usage)
     raise WasmJobError(f"failed: {outcome.reason}", job_id=job_id)
 
@@ -193,6 +220,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    from .tester import run_tests
+
+    return run_tests(Path(args.dir))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wasmjob", description="Durable, sandboxed WebAssembly jobs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -229,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("dir", nargs="?", default=".")
     build.set_defaults(func=cmd_build)
 
+    test = sub.add_parser("test", help="run an extension's own native tests (offline, on the SDK's mock host)")
+    test.add_argument("dir", nargs="?", default=".", help="the extension's directory (default: .)")
+    test.set_defaults(func=cmd_test)
+
     try:
         from .cli_fleet import add_commands
     except ImportError:
@@ -238,6 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_code_for(exc: WasmJobError) -> int:
+    """The documented exit code of an error."""
+    if isinstance(exc, NotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, StoreUnavailable):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, JobTimeout):
+        return EXIT_TIMEOUT
+    if isinstance(exc, ConfigError):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -245,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except WasmJobError as exc:
         print(f"wasmjob: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return exit_code_for(exc)
     except KeyboardInterrupt:
         print("wasmjob: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -6,7 +6,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 DEFAULT_LIBRARY_ID = "00000000-0000-0000-0000-000000000000"
 MiB = 1024 * 1024
@@ -150,3 +150,20 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status is Status.COMPLETED
+
+    @property
+    def next_step(self) -> NextStep:
+        """What follows this run, the same for ``wasmjob run`` and the fleet: ``completed``;
+        ``interrupted`` (resume from the checkpoint on request); ``retry`` (a run past its
+        hard deadline, or a store fault: the next run resumes from the last checkpoint);
+        ``failed`` (final: the guest failed)."""
+        if self.status is Status.COMPLETED:
+            return "completed"
+        if self.status is Status.INTERRUPTED:
+            return "interrupted"
+        if self.failure == "timeout" or self.infrastructure:
+            return "retry"
+        return "failed"
+
+
+NextStep = Literal["completed", "interrupted", "retry", "failed"]

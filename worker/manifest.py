@@ -62,6 +62,13 @@ class Manifest:
     limits: Limits = field(default_factory=Limits)
     wasi: bool = False
     durability: str = "checkpoint"
+    config: str = ""
+    """``wasmjob.config``, the extension's settings, as canonical JSON text (kept hashable);
+    jobs read it with ``query:config.get.v1``."""
+
+    def config_value(self) -> Any:
+        """``wasmjob.config`` as a JSON value, or None when the manifest has none."""
+        return json.loads(self.config) if self.config else None
 
     @classmethod
     def default(cls, name: str) -> Manifest:
@@ -121,6 +128,9 @@ class Manifest:
             ),
         )
         homepage = data.get("homepage")
+        config = extra.get("config")
+        if config is not None:
+            _obj(config, "wasmjob.config", source)
         return cls(
             id=data["id"],
             name=data["name"],
@@ -134,6 +144,7 @@ class Manifest:
             limits=limits,
             wasi=bool(extra.get("wasi", False)),
             durability=durability,
+            config=json.dumps(config, sort_keys=True, separators=(",", ":")) if config is not None else "",
         )
 
     @classmethod
@@ -179,6 +190,8 @@ class Manifest:
         }
         if self.homepage:
             out["homepage"] = self.homepage
+        if self.config:
+            out["wasmjob"]["config"] = self.config_value()
         return out
 
 

@@ -34,6 +34,7 @@ class OpContext:
     permissions: Permissions
     store: CheckpointStore | None
     info: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    config: Any = None
 
     @property
     def namespace(self) -> str:
@@ -143,12 +144,18 @@ def job_info(ctx: OpContext, payload: Any) -> Any:
     }
 
 
+def config_get(ctx: OpContext, payload: Any) -> Any:
+    """``query:config.get.v1`` → {"config": the manifest's ``wasmjob.config`` object, or null}."""
+    return {"config": ctx.config}
+
+
 def default_operations() -> Operations:
-    """The built-in operations: key-value get/set and the running job's info."""
+    """The built-in operations: key-value get/set, the running job's info and the extension's config."""
     ops = Operations()
     ops.register("query:kv.get.v1", kv_get)
     ops.register("action:kv.set.v1", kv_set)
     ops.register("query:job.info.v1", job_info)
+    ops.register("query:config.get.v1", config_get)
     return ops
 
 

@@ -303,7 +303,7 @@ class Runtime:
                         host, wasm_store, instance, job.export, args, image, snapshots, limits.snapshot_seconds
                     )
                 else:
-                    code = self._execute(host, wasm_store, instance, job, spec, state)
+                    code = self._execute(host, wasm_store, instance, job, spec, state, resumed)
             except (wasmtime.Trap, wasmtime.WasmtimeError, WasmJobError) as exc:
                 error = exc
             finally:
@@ -352,6 +352,7 @@ class Runtime:
             digest=ext.digest if ext else "",
             permissions=manifest.permissions,
             store=store,
+            config=manifest.config_value(),
             info=lambda: {
                 "progress": host.progress,
                 "message": host.message,
@@ -394,18 +395,24 @@ class Runtime:
 
     @staticmethod
     def _execute(
-        host: HostState, store: wasmtime.Store, instance: wasmtime.Instance, job: JobInfo, spec: JobSpec, state: bytes
+        host: HostState,
+        store: wasmtime.Store,
+        instance: wasmtime.Instance,
+        job: JobInfo,
+        spec: JobSpec,
+        state: bytes,
+        resumed: bool,
     ) -> int:
         exports = instance.exports(store)
         func = exports.get(job.export)
         if not isinstance(func, wasmtime.Func):
             raise ModuleError(f"job {job.name!r} names export {job.export!r}, which the module does not export")
-        return call_i32(store, func, *Runtime._arguments(host, spec, state))
+        return call_i32(store, func, *Runtime._arguments(host, spec, state, resumed))
 
     @staticmethod
-    def _arguments(host: HostState, spec: JobSpec, state: bytes) -> tuple[int, int, int, int]:
+    def _arguments(host: HostState, spec: JobSpec, state: bytes, resumed: bool = False) -> tuple[int, int, int, int]:
         """Write ctx and state into guest memory: the job export's four arguments."""
-        ctx = abi.context_json(spec.job_id, spec.library_id)
+        ctx = abi.context_json(spec.job_id, spec.library_id, resumed)
         ctx_ptr = host.write_alloc(ctx, "the job context")
         state_ptr = host.write_alloc(state, "the job state") if state else 0
         return ctx_ptr, len(ctx), state_ptr, len(state)
@@ -463,6 +470,9 @@ class Runtime:
                 out.reason = "the job returned 1 (Interrupted) although no interrupt was requested"
             else:
                 out.status, out.interrupt = Status.INTERRUPTED, host.interrupts.reason
+        elif code == abi.ReturnCode.FAILED and abi.reads_as_interrupt(host.guest_error, host.interrupts.reason):
+            # Spacedrive's convention: checkpoint, then fail with "Interrupted" when asked to stop.
+            out.status, out.interrupt = Status.INTERRUPTED, host.interrupts.reason
         elif code == abi.ReturnCode.FAILED:
             out.failure = "guest"
             out.reason = host.guest_error or host.host_error or "the job reported failure (return code 2) without logging a reason"

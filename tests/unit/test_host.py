@@ -327,7 +327,7 @@ def test_call_for_another_tenants_library_is_denied(runtime: Runtime, store: Loc
 def test_ctx_carries_string_ids(runtime: Runtime, store: LocalStore) -> None:
     body = f"(drop (call $checkpoint (i32.const {JOB_ID}) (local.get $ctx) (local.get $ctx_len))) (i32.const 0)"
     out = run_job(runtime, store, wat_module(body))
-    assert out.result == {"job_id": out.job_id, "library_id": "00000000-0000-0000-0000-000000000000"}
+    assert out.result == {"job_id": out.job_id, "library_id": "00000000-0000-0000-0000-000000000000", "resumed": False}
 
 
 def test_state_is_the_encoded_params_then_the_checkpoint(runtime: Runtime, store: LocalStore) -> None:

@@ -55,18 +55,19 @@ class Verdict:
 
 def verdict_for(outcome: Outcome, attempt: int) -> Verdict:
     """Completed → result; interrupted → paused/cancelled/continued (decided in Redis);
-    timed out or infrastructure → retry from the last checkpoint; anything else → failed."""
+    timed out or infrastructure → retry from the last checkpoint; anything else → failed.
+    The kind is ``Outcome.next_step``, which local runs follow too."""
     usage = outcome.usage
-    if outcome.status is Status.COMPLETED:
+    step = outcome.next_step
+    if step == "completed":
         return Verdict("completed", result=outcome.result, usage=usage)
-    if outcome.status is Status.INTERRUPTED:
+    if step == "interrupted":
         reason = outcome.interrupt.value if outcome.interrupt else "interrupt"
         return Verdict("interrupted", detail=reason, usage=usage)
     reason = outcome.reason or "failed"
-    if outcome.failure == "timeout":
-        return Verdict("retry", error=reason, detail=reason, usage=usage)
-    if outcome.infrastructure:
-        return Verdict("retry", error=reason, delay=backoff(attempt), detail=reason, usage=usage)
+    if step == "retry":
+        delay = 0.0 if outcome.failure == "timeout" else backoff(attempt)
+        return Verdict("retry", error=reason, delay=delay, detail=reason, usage=usage)
     return Verdict("failed", error=reason, usage=usage)
 
 
