@@ -32,8 +32,12 @@ C_TARGET_FLAGS: tuple[str, ...] = (
     "-g0",
     "-Wall",
     "-Wextra",
+    # Warnings that mean a broken module: a non-void function that does not return a
+    # value returns garbage (a job's "return code 2 without a reason" at run time).
+    "-Werror=return-type",
+    "-Werror=implicit-function-declaration",
 )
-"""Compiler flags: freestanding wasm32 (no libc), optimised, no debug info."""
+"""Compiler flags: freestanding wasm32 (no libc), optimised, no debug info; known fatal warnings are errors."""
 
 C_LINK_FLAGS: tuple[str, ...] = (
     "-Wl,--no-entry",
@@ -119,5 +123,12 @@ def _build_c(sources: list[Path], target: Path, zig: list[str]) -> Path:
             if "No module named ziglang" in proc.stderr:
                 raise BuildError("zig not found: pip install ziglang")
             raise BuildError(f"zig cc failed for {', '.join(s.name for s in sources)}:\n{proc.stderr.strip()}")
+        show_warnings(proc.stderr)
         shutil.move(str(output), target)
     return target
+
+
+def show_warnings(text: str) -> None:
+    """A successful build's compiler warnings, on stderr: they often explain a later failure."""
+    if text.strip():
+        print(text.rstrip(), file=sys.stderr)

@@ -202,6 +202,7 @@ def build_rust(
             raise BuildError(f"cannot run {tc.cargo}: {exc.strerror}: {INSTALL_HINT}") from exc
         if proc.returncode != 0:
             raise BuildError(_failure_message(src_dir, tc, staged.readable(proc.stderr)))
+        _show_warnings(staged.readable(proc.stderr))
         built = targets / TARGET / "release" / f"{lib_name}.wasm"
         if not built.is_file():
             raise BuildError(f"cargo built no {built.name}: is [lib] crate-type = [\"cdylib\"] in {cargo_toml}?")
@@ -396,6 +397,14 @@ def _cargo_env(tc: RustToolchain, work: Path, sources: Path, targets: Path, stri
     return env
 
 
+def _show_warnings(stderr: str) -> None:
+    """Print the warnings of a successful build (cargo's progress lines left out)."""
+    from .builder import show_warnings
+
+    noise = ("Compiling ", "Finished ", "Locking ", "Adding ", "Updating ", "Blocking ")
+    show_warnings("\n".join(line for line in stderr.splitlines() if not line.strip().startswith(noise)))
+
+
 def offline_cargo_home(registry: Path, work: Path) -> Path:
     """A private CARGO_HOME under ``work`` whose crates come from ``registry`` (a directory
     source, Debian's packaged crates), offline: cargo never reaches for the network."""
@@ -418,7 +427,8 @@ def _failure_message(src_dir: Path, tc: RustToolchain, stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if not line.strip().startswith(noise)]
     text = "\n".join(lines[-80:]).strip()
     hint = ""
-    if tc.registry is not None and ("no matching package named" in stderr or "failed to select a version" in stderr):
+    missing_crate = ("no matching package named", "no matching package found", "failed to select a version")
+    if tc.registry is not None and any(text in stderr for text in missing_crate):
         hint = (
             f"\nthe {tc.kind} toolchain builds offline from the crates Debian packages in {tc.registry}: "
             "install the crate's librust-<name>-dev package, or build with a rustup toolchain"

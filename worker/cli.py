@@ -216,8 +216,16 @@ def cmd_new(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from .builder import build_extension
 
-    print(build_extension(Path(args.dir)))
+    print(shown_path(build_extension(Path(args.dir))))
     return 0
+
+
+def shown_path(path: Path) -> str:
+    """A path as the user would type it: relative to the current directory when under it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def cmd_test(args: argparse.Namespace) -> int:

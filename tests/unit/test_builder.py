@@ -93,3 +93,53 @@ def test_cargo_toml_dispatches_to_the_rust_builder(tmp_path: Path, monkeypatch: 
     assert build_extension(tmp_path) == tmp_path / "fake.wasm"
     assert build_extension(tmp_path, tmp_path / "out") == tmp_path / "out" / "fake.wasm"
     assert calls == [(tmp_path, None), (tmp_path, tmp_path / "out")]
+
+
+def _scaffold_c(tmp_path: Path, source: str) -> Path:
+    from wasmjob.scaffold import scaffold
+
+    project = scaffold("warned", "c", tmp_path / "warned")
+    (project / "warned.c").write_text(source)
+    return project
+
+
+def test_a_missing_return_value_is_a_build_error_not_a_runtime_mystery(tmp_path: Path) -> None:
+    from wasmjob.scaffold import _MAIN_C
+
+    source = _MAIN_C.replace("{name}", "warned").replace(
+        "    return save(job, &s, wasmjob_complete); /* the final state is the result */\n", ""
+    )
+    with pytest.raises(BuildError, match="non-void function does not return a value"):
+        build_extension(_scaffold_c(tmp_path, source))
+
+
+def test_warnings_of_a_successful_build_are_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wasmjob.scaffold import _MAIN_C
+
+    source = _MAIN_C.replace("{name}", "warned").replace(
+        "    count_state s = {0, 0, 0};", "    count_state s = {0, 0, 0};\n    int unused_here = 1;"
+    )
+    built = build_extension(_scaffold_c(tmp_path, source))
+    assert built.is_file()
+    assert "unused variable 'unused_here'" in capsys.readouterr().err
+
+
+def test_cargo_165s_missing_crate_wording_gets_the_debian_package_hint() -> None:
+    from wasmjob.builder_rust import RustToolchain, _failure_message
+
+    tc = RustToolchain("debian", "/usr/bin/cargo", "/usr/bin/rustc", "rustc 1.63.0", Path("/usr/share/cargo/registry"))
+    stderr = "error: no matching package found\nsearched package name: `regex`\nperhaps you meant: rand"
+    assert "install the crate's librust-<name>-dev package" in _failure_message(Path("/x/ext"), tc, stderr)
+
+
+def test_build_prints_the_module_path_relative_to_where_it_runs(tmp_path: Path) -> None:
+    import subprocess
+
+    from wasmjob.scaffold import scaffold
+
+    scaffold("pathy", "c", tmp_path / "pathy")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wasmjob.cli", "build", "pathy"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "pathy/pathy.wasm"
