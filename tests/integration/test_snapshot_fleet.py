@@ -62,19 +62,29 @@ def test_the_registry_keeps_the_instrumented_module_beside_the_original(_fleet, 
     assert registry.fetch(nqueens.digest) == (ROOT / "extensions" / "nqueens" / "nqueens.wasm").read_bytes()
 
 
-@pytest.mark.timeout(120)
-def test_a_job_that_never_checkpoints_pauses_resumes_and_survives_sigkill(_fleet, snap_workers, nqueens) -> None:
+@pytest.mark.timeout(150)
+def test_a_job_that_never_checkpoints_pauses_resumes_moves_and_survives_sigkill(_fleet, snap_workers, nqueens) -> None:
     client = _fleet.client
     job = client.submit("nqueens", "nqueens", {"n": N}, queue=QUEUE)
     _wait(job, lambda r: r.status == "running" and r.checkpoints >= 2, "periodic snapshots")
+    # pause: the job is unwound at its next safe point and its snapshot saved
     job.pause()
     rec = job.wait(15, until=("paused",))
-    store = client.fleet.store
-    assert is_snapshot(store.load_checkpoint(job.id)), "the pause saved no snapshot"
-    paused_at = rec.checkpoints
+    assert is_snapshot(client.fleet.store.load_checkpoint(job.id)), "the pause saved no snapshot"
     job.resume()
-    rec = _wait(job, lambda r: r.status == "running" and r.checkpoints >= paused_at + 2 and r.worker, "resumed snapshots")
+    seen = rec.checkpoints
+    rec = _wait(job, lambda r: r.status == "running" and r.checkpoints >= seen + 2 and r.worker, "resumed snapshots")
+    # warm shutdown of its worker: the job is snapshotted and continues on the other one
+    stopped = snap_workers[rec.worker.split("@", 1)[0]]
+    stopped.stop(timeout=20)
+    events = [e for e in job.events() if e["event"] == "continued"]
+    assert events and events[-1].get("why") == "shutdown", job.events()
+    stopped.start()
+    seen = job.record().checkpoints
+    rec = _wait(job, lambda r: r.status == "running" and r.checkpoints >= seen + 2 and r.worker, "snapshots after the move")
+    # SIGKILL: another worker takes the job over from its last snapshot
     victim = snap_workers[rec.worker.split("@", 1)[0]]
+    assert victim is not stopped
     victim.kill()
     killed_at_checkpoints = job.record().checkpoints
     try:
@@ -84,7 +94,7 @@ def test_a_job_that_never_checkpoints_pauses_resumes_and_survives_sigkill(_fleet
     assert rec.status == "completed", rec.error
     assert rec.result == {"n": N, "solutions": SOLUTIONS}
     claims = [e for e in job.events() if e["event"] == "claimed"]
-    assert len(claims) >= 3  # first run, after the resume, after the kill
+    assert len(claims) >= 4  # first run, after the resume, after the shutdown, after the kill
     assert not claims[-1]["worker"].startswith(victim.name)
     assert claims[-1]["from_checkpoint"] >= killed_at_checkpoints - 1  # it went on from a snapshot, not from zero
     assert rec.recoveries >= 1
