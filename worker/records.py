@@ -222,7 +222,14 @@ class Records:
 
     # creating and reading ---------------------------------------------------------
 
-    def create(
+    def create(self, job_id: str, **fields: Any) -> bool:
+        """Create the record (status queued) unless it exists; True when it was created.
+
+        Takes :meth:`create_call`'s keyword arguments.
+        """
+        return bool(self.scripts(self.create_call(job_id, **fields), job_id=job_id))
+
+    def create_call(
         self,
         job_id: str,
         *,
@@ -240,8 +247,8 @@ class Records:
         enqueue: bool,
         concurrent: int = 0,
         tenant_proof: str = "",
-    ) -> bool:
-        """Create the record (status queued) unless it exists; True when it was created.
+    ) -> c.Create:
+        """The create script's call for a new record (the bench pipelines these to seed Redis).
 
         ``concurrent`` is the extension's fleet-wide concurrent_jobs (0 = unlimited);
         ``tenant_proof`` the hash of the submitter's tenant token (``tenants.py``).
@@ -264,12 +271,11 @@ class Records:
         if retention:
             fields["retain_ms"] = int(retention * 1000)  # the finish script's retention for this job
         k = self.keys
-        call = c.Create(
+        return c.Create(
             job=k.job(job_id), jobs=k.jobs, outbox=k.outbox, events=k.events(job_id),
             job_id=job_id, dispatch=dispatch, enqueue=enqueue, grace_ms=self.grace_ms,
             fields=[item for pair in fields.items() for item in pair],
         )
-        return bool(self.scripts(call, job_id=job_id))
 
     def get(self, job_id: str) -> JobRecord:
         with translated(job_id):
@@ -357,15 +363,7 @@ class Records:
 
     def claim(self, job_id: str, ext_id: str, owner: str, ttl: float, dispatch: int, wait: float) -> Claim:
         """Take the job for one run if its status, dispatch number and concurrency allow."""
-        k = self.keys
-        call = c.Claim(
-            job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
-            ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
-            state=k.state(job_id),
-            owner=owner, ttl_ms=int(ttl * 1000), dispatch=dispatch, ext_id=ext_id, wait_ms=int(wait * 1000),
-            job_id=job_id,
-        )
-        reply = self.scripts(call, job_id=job_id)
+        reply = self.scripts(self.claim_call(job_id, ext_id, owner, ttl, dispatch, wait), job_id=job_id)
         what = as_text(reply[0])
         if what == "ok":
             flat = reply[4]
@@ -376,7 +374,25 @@ class Records:
             )
         return Claim(what, detail=as_text(reply[1]) if len(reply) > 1 else "")  # type: ignore[arg-type]
 
-    def finish(
+    def claim_call(self, job_id: str, ext_id: str, owner: str, ttl: float, dispatch: int, wait: float) -> c.Claim:
+        k = self.keys
+        return c.Claim(
+            job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
+            ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
+            state=k.state(job_id),
+            owner=owner, ttl_ms=int(ttl * 1000), dispatch=dispatch, ext_id=ext_id, wait_ms=int(wait * 1000),
+            job_id=job_id,
+        )
+
+    def finish(self, job_id: str, **fields: Any) -> Finished:
+        """Write the end of a run, fenced by ``token`` (LeaseLost when it no longer holds the lease).
+
+        Takes :meth:`finish_call`'s keyword arguments.
+        """
+        reply = self.scripts(self.finish_call(job_id, **fields), job_id=job_id)
+        return Finished(as_text(reply[0]), int(reply[1]), as_text(reply[2]) or None)
+
+    def finish_call(
         self,
         job_id: str,
         *,
@@ -392,10 +408,9 @@ class Records:
         cpu_seconds: float = 0.0,
         peak_memory: int = 0,
         detail: str = "",
-    ) -> Finished:
-        """Write the end of a run, fenced by ``token`` (LeaseLost when it no longer holds the lease)."""
+    ) -> c.Finish:
         k = self.keys
-        call = c.Finish(
+        return c.Finish(
             job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
             ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
             usage=k.usage(ext_id, tenant), usage_index=k.usage_index, **self._retired_keys(job_id),
@@ -417,8 +432,6 @@ class Records:
             retain_ms=self.retain_ms,
             max_retain_ms=self.max_retain_ms,
         )
-        reply = self.scripts(call, job_id=job_id)
-        return Finished(as_text(reply[0]), int(reply[1]), as_text(reply[2]) or None)
 
     def note_limits(self, job_id: str, effective: dict[str, Any], notes: list[str]) -> None:
         """Record the limits a run of the job really gets, and why any asked value was cut."""
