@@ -27,6 +27,7 @@ Extensions
   {p}:ext:ids                  set     every extension id ever registered
   {p}:ext:{id}:versions        hash    version -> "sha256:<hex>" (an id@version never changes)
   {p}:ext:{id}:v:{version}     hash    digest, manifest JSON, jobs JSON, size, added_at, publisher key, signature
+  {p}:ext:{id}:latest          string  the version a bare id resolves to (resolving it reads no version list)
   {p}:ext:{id}:owners          set     public keys (base64 Ed25519) that may publish versions of the id
   {p}:publishers               hash    public key -> name, for keys the operator registered (closed registration)
   {p}:upload:{id}              string  a signed release a producer left for a worker to verify (msgpack, TTL)
@@ -123,6 +124,9 @@ class Keys:
 
     def upload(self, upload_id: str) -> str:
         return f"{self.prefix}:upload:{upload_id}"
+
+    def ext_latest(self, ext_id: str) -> str:
+        return f"{self.prefix}:ext:{ext_id}:latest"
 
     def ext_running(self, ext_id: str) -> str:
         return f"{self.prefix}:ext:{ext_id}:running"

@@ -111,6 +111,7 @@ class Registry:
             publisher=signature.public, signature=signature.signature, registration=self.registration,
         )
         self.scripts(call)
+        self._bump_latest(manifest.id, manifest.version)
         if instrumented is not None:
             self._add_instrumented(hex_digest, instrumented)
         return self.describe(manifest.id, manifest.version)
@@ -176,18 +177,47 @@ class Registry:
                 raise NotFound(f"no module {ref} in the registry")
             return self.describe(as_text(first[0]), as_text(first[1]))
         ext_id, _, version = ref.partition("@")
-        versions = self._versions(ext_id)
+        if version:
+            try:
+                return self.describe(ext_id, version)  # one read, however many releases the id has
+            except NotFound:
+                pass
+        else:
+            with translated():
+                pointer = self.client.get(self.keys.ext_latest(ext_id))
+            if pointer is not None:
+                return self.describe(ext_id, as_text(pointer))
+        versions = self._versions(ext_id)  # the slow path: a miss, or a registry older than the pointer
         if not versions:
             raise NotFound(f"no extension {ext_id!r} is registered (wasmjob extensions add PATH)")
         if version:
-            if version not in versions:
-                known = ", ".join(sorted(versions, key=semver_key))
-                raise NotFound(f"extension {ext_id} has no version {version} (has {known})")
-            return self.describe(ext_id, version)
+            known = ", ".join(sorted(versions, key=semver_key))
+            raise NotFound(f"extension {ext_id} has no version {version} (has {known})")
         best = latest(list(versions))
         if best is None:
             raise NotFound(f"extension {ext_id} has no release with a semantic version; name one as {ext_id}@VERSION")
+        self._bump_latest(ext_id, best)
         return self.describe(ext_id, best)
+
+    def _bump_latest(self, ext_id: str, version: str) -> None:
+        """Point the bare id at ``version`` if it is newer than what it points at (a WATCH transaction:
+        two releases registered at once leave the newer one)."""
+        key = self.keys.ext_latest(ext_id)
+        with translated(), self.client.pipeline(transaction=True) as pipe:
+            for _ in range(10):
+                try:
+                    pipe.watch(key)
+                    current = pipe.get(key)
+                    best = latest([version] + ([as_text(current)] if current is not None else []))
+                    if best is None or (current is not None and best == as_text(current)):
+                        pipe.unwatch()
+                        return
+                    pipe.multi()
+                    pipe.set(key, best)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
 
     def _versions(self, ext_id: str) -> dict[str, str]:
         with translated():

@@ -104,6 +104,19 @@ def test_a_bare_id_resolves_to_the_highest_release_not_a_prerelease(redis_fleet)
     publish(reg, wasm(unique(TICKER_WAT, ext + "c")), manifest(ext, "2.0.0-beta.10"), ["tick"])
     assert reg.resolve(ext).version == "1.1.0"
     assert reg.resolve(f"{ext}@2.0.0-beta.10").version == "2.0.0-beta.10"
+    publish(reg, wasm(unique(TICKER_WAT, ext + "d")), manifest(ext, "1.0.5"), ["tick"])
+    assert reg.resolve(ext).version == "1.1.0"  # an older release registered later does not win
+
+
+def test_a_bare_id_reads_its_newest_version_from_a_pointer_and_rebuilds_it_when_missing(redis_fleet) -> None:
+    reg, keys = redis_fleet.registry, redis_fleet.keys
+    ext = _ext()
+    for version in ("1.0.0", "1.3.0", "1.2.0"):
+        publish(reg, wasm(unique(TICKER_WAT, ext + version)), manifest(ext, version), ["tick"])
+    assert redis_fleet.client.get(keys.ext_latest(ext)) == b"1.3.0"
+    redis_fleet.client.delete(keys.ext_latest(ext))  # a registry written before the pointer existed
+    assert reg.resolve(ext).version == "1.3.0"
+    assert redis_fleet.client.get(keys.ext_latest(ext)) == b"1.3.0"
 
 
 def test_a_signature_binds_the_bytes_and_the_manifest(redis_fleet) -> None:
