@@ -40,6 +40,7 @@ class CeleryConfig:
     broker_use_ssl: dict[str, Any] | None
     redis_backend_use_ssl: dict[str, Any] | None
     task_default_queue: str
+    broker_transport: str | None = None
     task_serializer: str = "json"
     result_serializer: str = "json"
     event_serializer: str = "json"
@@ -85,6 +86,7 @@ def celery_config(settings: Settings) -> CeleryConfig:
         if settings.ssl_ca_certs:
             ssl_options["ssl_ca_certs"] = settings.ssl_ca_certs
     return CeleryConfig(
+        broker_transport=broker_transport(settings.redis_url),
         broker_url=settings.redis_url,
         result_backend=settings.backend_url,
         broker_transport_options=transport,
@@ -97,3 +99,12 @@ def celery_config(settings: Settings) -> CeleryConfig:
         # its lease expires and the sweep resumes the job elsewhere
         task_time_limit=settings.run_timeout + 120,
     )
+
+
+def broker_transport(url: str) -> str | None:
+    """kombu's transport for a broker URL: Redis brokers get the one that survives reconnects."""
+    from . import redis_transport
+
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return redis_transport.REDIS
+    return None
