@@ -19,6 +19,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 ENV = {
     "WASMJOB_REDIS_URL": "redis_url",
     "WASMJOB_RESULT_URL": "result_url",
+    "WASMJOB_BROKER_URL": "broker_url",
     "WASMJOB_REDIS_CERT_REQS": "ssl_cert_reqs",
     "WASMJOB_REDIS_CA_CERTS": "ssl_ca_certs",
     "WASMJOB_PREFIX": "prefix",
@@ -71,6 +72,7 @@ class Settings:
 
     redis_url: str = DEFAULT_REDIS_URL
     result_url: str | None = None
+    broker_url: str | None = None
     ssl_cert_reqs: str = "required"
     ssl_ca_certs: str | None = None
     prefix: str = "wasmjob"
@@ -134,6 +136,11 @@ class Settings:
     @property
     def backend_url(self) -> str:
         return self.result_url or self.redis_url
+
+    @property
+    def broker(self) -> str:
+        """The broker's URL: ``WASMJOB_BROKER_URL``, else the job store's Redis."""
+        return self.broker_url or self.redis_url
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes).validated()

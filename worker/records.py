@@ -483,13 +483,33 @@ class Records:
             ext_id = as_text(self.client.hget(k.job(job_id), "ext_id") or b"")
         call = c.Recover(
             job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
-            ext_running=k.ext_running(ext_id), events=k.events(job_id), **self._retired_keys(job_id),
-            max_stalls=self.max_stalls, job_id=job_id, retain_ms=self.retain_ms, max_retain_ms=self.max_retain_ms,
+            ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
+            **self._retired_keys(job_id), max_stalls=self.max_stalls, job_id=job_id, grace_ms=self.grace_ms,
+            retain_ms=self.retain_ms, max_retain_ms=self.max_retain_ms,
         )
         reply = self.scripts(call, job_id=job_id)
         if not reply:
             return None
-        return Finished(as_text(reply[0]), int(reply[1]))
+        return Finished(as_text(reply[0]), int(reply[1]), as_text(reply[2]) or None)
+
+    def redispatch(self, job_id: str, dispatch: int) -> int:
+        """Queue a job again whose message ``dispatch`` was taken and never claimed; the new
+        dispatch, or 0 when the job is no longer queued at ``dispatch``."""
+        k = self.keys
+        call = c.Redispatch(
+            job=k.job(job_id), outbox=k.outbox, events=k.events(job_id), job_id=job_id, dispatch=dispatch,
+            grace_ms=self.grace_ms,
+        )
+        return int(self.scripts(call, job_id=job_id) or 0)
+
+    def dispatch_states(self, job_ids: list[str]) -> list[tuple[str, int]]:
+        """(status, dispatch) of each job in one round trip; ("", -1) for a job without a record."""
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hmget(self.keys.job(job_id), "status", "dispatch")
+            rows = pipe.execute()
+        return [(as_text(status or b""), int(dispatch) if dispatch is not None else -1) for status, dispatch in rows]
 
     def control(self, job_id: str, action: Literal["pause", "resume", "cancel"]) -> tuple[str, int, bool]:
         """Apply pause/resume/cancel; returns (status, dispatch, whether a message must be sent now)."""

@@ -179,6 +179,35 @@ def test_concurrent_jobs_over_the_limit_wait_and_the_next_is_woken_when_a_slot_f
     assert claim(records, b, ext_id=ext, owner="w2/1/b").outcome == "ok"
 
 
+def test_a_lost_run_frees_its_slot_and_wakes_the_longest_waiter(redis_fleet) -> None:
+    records, keys, client = redis_fleet.records, redis_fleet.keys, redis_fleet.client
+    ext = f"limited-{uuid.uuid4().hex[:6]}"
+    a, b, c = (make_job(records, ext, concurrent=1) for _ in range(3))
+    claim(records, a, ext_id=ext, ttl=0.1)
+    assert claim(records, b, ext_id=ext, owner="w2/1/b").outcome == "wait"
+    assert claim(records, c, ext_id=ext, owner="w2/1/c").outcome == "wait"
+    time.sleep(0.15)
+    done = records.recover(a)
+    assert done is not None and done.woken in (b, c)  # the earliest arrival (b and c may share a millisecond)
+    still = c if done.woken == b else b
+    assert client.zrange(keys.ext_waiting(ext), 0, -1) == [still.encode()]
+    assert claim(records, b, ext_id=ext, owner="w2/1/b").outcome == "ok"
+
+
+def test_redispatch_moves_only_a_job_still_queued_at_that_dispatch(redis_fleet) -> None:
+    records = redis_fleet.records
+    job = make_job(records)
+    assert records.redispatch(job, 0) == 0  # an older dispatch: nothing to do
+    assert records.redispatch(job, 1) == 2
+    assert records.redispatch(job, 1) == 0  # done already
+    assert claim(records, job, dispatch=1).detail == "stale"
+    token = claim(records, job, dispatch=2).token
+    assert records.redispatch(job, 2) == 0  # claimed: its run owns it
+    assert records.dispatch_states([job, "no-such-job"]) == [("running", 2), ("", -1)]
+    assert [e["event"] for e in records.events(job)].count("redispatched") == 1
+    finish(records, job, token)
+
+
 def test_usage_accumulates_per_extension_and_tenant(redis_fleet) -> None:
     records = redis_fleet.records
     ext = f"billed-{uuid.uuid4().hex[:6]}"

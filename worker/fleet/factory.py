@@ -11,7 +11,9 @@ from celery import Celery, signals
 from wasmjob.broker_config import Settings, celery_config
 
 from ..errors import StoreUnavailable
+from ..store.redis import connect
 from .context import Fleet
+from .deliveries import UnackedDeliveries
 from .dispatch import Dispatcher
 from .messages import TASK_NAME, TASK_OPTIONS
 from .process import WorkerProcess
@@ -53,6 +55,15 @@ class FleetApp(Celery):
         fleet = self._process.fleet if self._process and self._process.pid == os.getpid() else self.fleet()
         return Dispatcher(self, fleet)
 
+    def unacked_deliveries(self) -> UnackedDeliveries | None:
+        """kombu's unacked messages on a Redis broker (None for other brokers: RabbitMQ gives a dead
+        consumer's messages back by itself)."""
+        url = self.fleet_settings.broker
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            return None
+        client = self.fleet().client if url == self.fleet_settings.redis_url else connect(url)
+        return UnackedDeliveries.for_transport(client, dict(self.conf.broker_transport_options or {}))
+
     # worker hooks (connected by create_app) ------------------------------------------------
 
     def on_worker_ready(self, hostname: str) -> None:
@@ -62,7 +73,11 @@ class FleetApp(Celery):
             fleet.client.delete(fleet.keys.worker_stopping(hostname))
         except Exception as exc:  # Redis may still be starting; the sweep retries on its own
             log.warning("cannot clear the stopping marker of %s: %s", hostname, exc)
-        self._sweeper = Sweeper(fleet, Dispatcher(self, fleet), hostname, self.fleet_settings.sweep_interval)
+        settings = self.fleet_settings
+        self._sweeper = Sweeper(
+            fleet, Dispatcher(self, fleet), hostname, settings.sweep_interval,
+            deliveries=self.unacked_deliveries(), claim_grace=settings.lease_ttl,
+        )
         self._sweeper.start()
         log.info(
             "wasmjob worker %s ready: lease TTL %gs, sweep every %gs, slices of %gs",

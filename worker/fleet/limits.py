@@ -17,8 +17,10 @@ from ..job import Limits
 from ..manifest import Manifest
 from ..policy import Policy
 
-# how long a job over its extension's concurrent_jobs waits before it asks again
-WAIT_SECONDS = 2.0
+# A job over its extension's concurrent_jobs waits until a run of that extension ends (finish
+# and the recovery sweep wake the longest waiter); this is only the safety net's period, so a
+# waiting job is not delivered over and over.
+WAIT_SECONDS = 30.0
 
 
 def run_limits(manifest: Manifest, requested: dict[str, Any], settings: Settings, policy: Policy) -> tuple[Limits, list[str]]:

@@ -7,18 +7,24 @@ their last checkpoint, and (2) sends outbox messages that are due: delayed
 retries, jobs waiting for a concurrency slot, and messages whose sender died
 between the state change and the publish; (3) prunes finished jobs whose retention
 ran out from the jobs index. A dead worker's job is therefore
-running again within about ``lease_ttl + sweep_interval`` seconds.
+running again within about ``lease_ttl + sweep_interval`` seconds. With a Redis
+broker it also (4) dispatches again queued jobs whose message a worker took and
+never claimed (see ``deliveries.py``), within about ``lease_ttl + sweep_interval``
+of the take, instead of after Celery's visibility timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import StoreUnavailable
+from ..records import TERMINAL
 from .context import Fleet
+from .deliveries import UnackedDeliveries
 from .dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -30,19 +36,32 @@ class SweepReport:
 
     ran: bool = False
     recovered: dict[str, str] = field(default_factory=dict)
+    redispatched: dict[str, int] = field(default_factory=dict)
     sent: int = 0
     pruned: int = 0
 
 
 class Sweeper:
     """Runs :meth:`sweep` every ``interval`` seconds in a daemon thread; takes the Fleet,
-    a Dispatcher and this worker's name (the lock's owner)."""
+    a Dispatcher, this worker's name (the lock's owner), and with a Redis broker its
+    unacked deliveries and how long a taken message may stay unclaimed."""
 
-    def __init__(self, fleet: Fleet, dispatcher: Dispatcher, owner: str, interval: float) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        dispatcher: Dispatcher,
+        owner: str,
+        interval: float,
+        *,
+        deliveries: UnackedDeliveries | None = None,
+        claim_grace: float = 10.0,
+    ) -> None:
         self.fleet = fleet
         self.dispatcher = dispatcher
         self.owner = owner
         self.interval = interval
+        self.deliveries = deliveries
+        self.claim_grace = claim_grace
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="wasmjob-sweeper", daemon=True)
 
@@ -78,6 +97,8 @@ class Sweeper:
         for job_id, alive in zip(active, records.leases_alive(active)):
             if not alive:
                 self._one(job_id, report, self._recover)
+        if self.deliveries is not None:
+            self._redispatch_unclaimed(report)
         for job_id in records.outbox_take():
             self._one(job_id, report, self._send)
         report.pruned = records.prune_expired()
@@ -104,7 +125,35 @@ class Sweeper:
         log.warning("job %s: its worker's lease expired; now %s", job_id, done.status)
         if done.status == "queued" and self.dispatcher.send(job_id):
             report.sent += 1
+        if done.woken and self.dispatcher.send(done.woken):
+            report.sent += 1
 
     def _send(self, job_id: str, report: SweepReport) -> None:
         if self.dispatcher.send(job_id):
             report.sent += 1
+
+    def _redispatch_unclaimed(self, report: SweepReport) -> None:
+        """Queued jobs whose message was taken over ``claim_grace`` ago and never claimed go out again;
+        parked messages of jobs that moved on are dropped from the unacked hash."""
+        assert self.deliveries is not None
+        records = self.fleet.records
+        taken = self.deliveries.older_than(self.claim_grace)
+        if not taken:
+            return
+        done: list[str] = []
+        for d, (status, dispatch) in zip(taken, records.dispatch_states([d.job_id for d in taken])):
+            if status == "queued" and dispatch == d.dispatch:
+                new = records.redispatch(d.job_id, d.dispatch)
+                if not new:
+                    continue
+                log.warning(
+                    "job %s: dispatch %d was taken %.1fs ago and never claimed (its worker is gone); sent as %d",
+                    d.job_id, d.dispatch, max(0.0, time.time() - d.taken_at), new,
+                )
+                report.redispatched[d.job_id] = new
+                done.append(d.tag)
+                if self.dispatcher.send(d.job_id):
+                    report.sent += 1
+            elif dispatch > d.dispatch or status in TERMINAL:
+                done.append(d.tag)
+        self.deliveries.forget(done)

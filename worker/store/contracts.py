@@ -213,6 +213,7 @@ class Recover(Contract):
     active: Key
     outbox: Key
     ext_running: Key
+    ext_waiting: Key
     events: Key
     state: Key
     logs_key: Key
@@ -223,6 +224,17 @@ class Recover(Contract):
     job_id: str
     retain_ms: int
     max_retain_ms: int
+    grace_ms: int
+
+
+@contract("redispatch")
+class Redispatch(Contract):
+    job: Key
+    outbox: Key
+    events: Key
+    job_id: str
+    dispatch: int
+    grace_ms: int
 
 
 @contract("control")
@@ -283,5 +295,5 @@ class Register(Contract):
 
 
 CONTRACTS: tuple[type[Contract], ...] = (
-    Acquire, Renew, Release, Checkpoint, Create, Claim, Finish, Recover, Control, OutboxTake, OutboxAck, Register,
+    Acquire, Renew, Release, Checkpoint, Create, Claim, Finish, Recover, Redispatch, Control, OutboxTake, OutboxAck, Register,
 )

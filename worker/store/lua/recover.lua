@@ -1,8 +1,9 @@
 -- Recovery sweep, one job: a running job whose lease expired goes back to the queue from its
 -- last checkpoint (or fails when it stopped making progress across attempts).
--- Returns {status, dispatch} or 0 when there is nothing to recover.
-local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'events', 'state', 'logs_key',
-  'warnings_key', 'result_key', 'expiring')
+-- Its concurrency slot is free now, so the longest-waiting job of its extension is woken.
+-- Returns {status, dispatch, woken_job_id or ''} or 0 when there is nothing to recover.
+local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'ext_waiting', 'events', 'state',
+  'logs_key', 'warnings_key', 'result_key', 'expiring')
 local A = args()
 local job, job_id = K.job, A.job_id
 if redis.call('EXISTS', K.lease) == 1 then return 0 end
@@ -49,4 +50,10 @@ if status == 'failed' or status == 'cancelled' then
   retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key}, K.expiring, job_id, now,
     A.retain_ms, A.max_retain_ms)
 end
-return {status, dispatch}
+local woken = ''
+local popped = redis.call('ZPOPMIN', K.ext_waiting)
+if popped[1] then
+  woken = popped[1]
+  redis.call('ZADD', K.outbox, now + A.grace_ms, woken)
+end
+return {status, dispatch, woken}

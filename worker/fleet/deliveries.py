@@ -1,0 +1,115 @@
+"""Messages a worker took from a Redis broker and never claimed: found in kombu's ``unacked`` hash.
+
+With a Redis broker, kombu moves every message a worker takes into a hash
+(``unacked``: delivery tag -> message) and an index (``unacked_index``: tag -> time
+taken); the ack removes both. A worker that dies between taking a message and
+claiming its job leaves the job ``queued`` with its message parked there until
+Celery's visibility timeout (an hour). The sweep reads the index instead: a message
+taken more than a grace period ago whose job is still queued at that dispatch was
+taken by a worker that is gone (or frozen, or restarted its connection); the job is
+dispatched again with a higher dispatch number, so the parked message is stale.
+
+Only messages still unacknowledged are read, so the cost follows the work in flight
+(with late acks: running jobs and messages in transit), not the number of jobs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from kombu.serialization import loads
+
+from ..store.redis import as_text, translated
+from .messages import TASK_NAME
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One taken, unacknowledged ``wasmjob.run`` message: its tag, job, dispatch and when it was taken."""
+
+    tag: str
+    job_id: str
+    dispatch: int
+    taken_at: float
+
+
+class UnackedDeliveries:
+    """Reads kombu's unacked hash and index on the broker's Redis; takes the client and both key names."""
+
+    def __init__(self, client: redis.Redis, *, hash_key: str = "unacked", index_key: str = "unacked_index") -> None:
+        self.client = client
+        self.hash_key = hash_key
+        self.index_key = index_key
+        # tag -> parsed delivery (None: not a wasmjob.run message); parsed once, dropped once acked
+        self._parsed: dict[str, Delivery | None] = {}
+
+    @classmethod
+    def for_transport(cls, client: redis.Redis, options: dict[str, Any]) -> UnackedDeliveries:
+        """The unacked keys of a kombu Redis transport configured with ``options``."""
+        prefix = options.get("global_keyprefix", "") or ""
+        return cls(
+            client,
+            hash_key=prefix + options.get("unacked_key", "unacked"),
+            index_key=prefix + options.get("unacked_index_key", "unacked_index"),
+        )
+
+    def older_than(self, seconds: float, limit: int = 1000) -> list[Delivery]:
+        """``wasmjob.run`` messages taken more than ``seconds`` ago and not acknowledged yet."""
+        ceiling = time.time() - seconds
+        with translated():
+            rows = self.client.zrangebyscore(self.index_key, "-inf", ceiling, start=0, num=limit, withscores=True)
+            taken = {as_text(tag): float(score) for tag, score in rows}
+            unknown = [t for t in taken if t not in self._parsed]
+            payloads = self.client.hmget(self.hash_key, unknown) if unknown else []
+        for tag, payload in zip(unknown, payloads):
+            self._parsed[tag] = parse(tag, payload, taken[tag])
+        tags = list(taken)
+        live = set(tags)
+        for tag in [t for t in self._parsed if t not in live]:
+            del self._parsed[tag]
+        return [d for d in (self._parsed[t] for t in tags) if d is not None]
+
+    def forget(self, tags: list[str]) -> None:
+        """Drop parked messages that can only be stale now (their job moved to a later dispatch)."""
+        if not tags:
+            return
+        with translated():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zrem(self.index_key, *tags)
+            pipe.hdel(self.hash_key, *tags)
+            pipe.execute()
+        for tag in tags:
+            self._parsed.pop(tag, None)
+
+
+def parse(tag: str, payload: bytes | None, taken_at: float) -> Delivery | None:
+    """The job and dispatch of one unacked entry (``[message, exchange, routing_key]`` as JSON)."""
+    if payload is None:
+        return None
+    try:
+        message = json.loads(payload)[0]
+        headers = message.get("headers") or {}
+        if headers.get("task") != TASK_NAME:
+            return None
+        body = message["body"]
+        if (message.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        decoded = loads(body, message.get("content-type"), message.get("content-encoding") or "utf-8",
+                        accept={"application/x-msgpack", "application/json"})
+        kwargs = decoded[1] if isinstance(decoded, (list, tuple)) else decoded.get("kwargs", {})
+        job_id = kwargs.get("job_id") or headers.get("id")
+        dispatch = kwargs.get("dispatch", 0)
+        if not isinstance(job_id, str) or not isinstance(dispatch, int):
+            return None
+        return Delivery(tag, job_id, dispatch, float(taken_at))
+    except Exception as exc:  # a message we cannot read is not ours to recover
+        log.debug("unacked message %s unreadable: %s", tag, exc)
+        return None
