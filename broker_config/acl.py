@@ -42,12 +42,12 @@ class AclUser:
 
 
 def producer_rules(settings: Settings) -> tuple[str, ...]:
-    """What a producer may touch: the queue (and its priority lists), kombu's bindings and
-    reply queues, Celery results (read), the fleet's records and registry (read), uploads."""
+    """What a producer may touch: kombu's bindings and its own reply queues, Celery results,
+    the fleet's records and registry (read only), uploads; and the queue lists only to push
+    (a selector), so it can neither read nor take other producers' messages."""
     p, q = settings.prefix, settings.queue
     return (
         "resetkeys",
-        f"~{q}", f"~{q}[^:]*",              # the queue list and its priority lists (kombu's separator)
         "~_kombu.binding*",                  # exchange bindings: declared and read when publishing
         "~*.reply.celery.pidbox*",           # replies to control commands this producer sent
         "%R~celery-task-meta-*",             # results, read only
@@ -56,6 +56,7 @@ def producer_rules(settings: Settings) -> tuple[str, ...]:
         "resetchannels",
         "&celery-task-meta-*", "&/*.celery.pidbox", "&/*.celeryev/*",
         "+@all", "-@dangerous", "+info",
+        f"(~{q} ~{q}[^:]* +lpush +llen)",     # the queue and its priority lists: push only
     )
 
 

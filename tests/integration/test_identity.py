@@ -98,6 +98,9 @@ def test_producer_credentials_cannot_rewrite_a_release_a_record_or_an_owner(acl_
             lambda: raw.set(keys.state(job.id), b"forged"),
             lambda: raw.hset(keys.kv(f"{uuid.uuid4()}:counter"), "k", "v"),
             lambda: raw.delete(keys.job(job.id)),
+            lambda: raw.rpop("wasmjob"),  # nor take (and read) other producers' messages
+            lambda: raw.lrange("wasmjob", 0, -1),
+            lambda: raw.delete("wasmjob"),
         ]
         for attempt in attempts:
             with pytest.raises(redis.exceptions.NoPermissionError):
