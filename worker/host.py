@@ -259,12 +259,13 @@ class HostState:
         base, size = self._base_and_size()
         return ctypes.string_at(base, size) if base and size else b""
 
-    def replace_memory(self, data: bytes) -> None:
+    def replace_memory(self, data: bytes | bytearray) -> None:
         """Overwrite linear memory with ``data`` and zero the rest (memory was grown to fit first)."""
         base, size = self._base_and_size()
         if len(data) > size:
             raise HostAbort(f"cannot restore {len(data)} bytes into a memory of {size}", job_id=self.job_id)
-        ctypes.memmove(base, data, len(data))
+        source = (ctypes.c_char * len(data)).from_buffer(data) if isinstance(data, bytearray) else data
+        ctypes.memmove(base, source, len(data))
         ctypes.memset(base + len(data), 0, size - len(data))
 
     # the imports -------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -74,24 +75,30 @@ def _once(rt: Runtime, ext: Extension, store: RedisStore, job: str, params: Any,
 def _overhead(ctx: Context, key: str, what: str, rt: Runtime, store: RedisStore, name: str, job: str,
               params: Any, check: Any, **wasmjob: Any) -> Result:
     plain, snap = _pair(rt, name, **wasmjob)
-    every = 1.0
+    every = 0.1
     plain_limits = plain.manifest.limits.merged(timeout_seconds=600)
     snap_limits = plain_limits.merged(snapshot_seconds=every)
     taken: list[int] = []
 
-    def run_plain() -> None:
-        out = _once(rt, plain, store, job, params, plain_limits)
+    def timed_run(ext: Extension, limits: Limits) -> Any:
+        out = _once(rt, ext, store, job, params, limits)
         if out.status is not Status.COMPLETED or not check(out.result):
-            raise RuntimeError(f"checkpoint mode: {out.status.value} {out.reason} {out.result}")
+            raise RuntimeError(f"{ext.manifest.durability} mode: {out.status.value} {out.reason} {out.result}")
+        return out
+
+    def run_plain() -> None:
+        timed_run(plain, plain_limits)
 
     def run_snap() -> None:
-        out = _once(rt, snap, store, job, params, snap_limits)
-        if out.status is not Status.COMPLETED or not check(out.result):
-            raise RuntimeError(f"snapshot mode: {out.status.value} {out.reason} {out.result}")
-        taken.append(out.snapshots.taken)
+        taken.append(timed_run(snap, snap_limits).snapshots.taken)
 
     rounds = ctx.pick(3, 7)
     s, p = interleaved(run_snap, run_plain, rounds * 2)
+    bare = []  # instrumented, but never snapshotted: what asyncify alone costs
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        timed_run(snap, plain_limits)
+        bare.append(time.perf_counter() - t0)
     ratio = median(s) / median(p)
     return Result(
         key, what,
@@ -103,7 +110,8 @@ def _overhead(ctx: Context, key: str, what: str, rt: Runtime, store: RedisStore,
         note=(
             f"{name} {params}: the asyncify-instrumented module with a snapshot every {every:g} s of run time "
             f"({median([float(t) for t in taken]):.0f} per run, through Redis) vs the module as built; medians of "
-            f"{len(s)} interleaved runs each, fuel metering on in both"
+            f"{len(s)} interleaved runs each, fuel metering on in both; instrumented without snapshots "
+            f"{fmt_time(median(bare))} ({fmt_ratio(median(bare) / median(p))})"
         ),
     )
 
@@ -129,13 +137,15 @@ def _per_mb(ctx: Context, key: str, what: str, rt: Runtime, store: RedisStore) -
     manifest = dataclasses.replace(manifest, limits=dataclasses.replace(manifest.limits, max_memory_mb=64))
     _, snap = _pair(rt, "primes", permissions=manifest.permissions, limits=manifest.limits)
     limits = snap.manifest.limits.merged(timeout_seconds=600, max_checkpoint_bytes=256 * MiB)
-    params = {"limit": 10**9, "segment": 16 * MiB, "poll_segments": 1}
+    params = {"limit": 10**10, "segment": 16 * MiB, "poll_segments": 1}
     save, restore, mem, written = [], [], [], []
     for _ in range(ctx.pick(3, 7)):
         job_id = str(uuid.uuid4())
         flag = InterruptFlag()
-        flag.request(InterruptReason.PAUSE)
+        timer = threading.Timer(0.5, flag.request, [InterruptReason.PAUSE])  # a few segments in: dense memory
+        timer.start()
         out = _once(rt, snap, store, "count_primes", params, limits, flag, job_id)
+        timer.cancel()
         if out.status is not Status.INTERRUPTED:
             raise RuntimeError(f"expected a pause: {out.status.value} {out.reason}")
         save.append(out.snapshots.save_seconds)
@@ -157,7 +167,7 @@ def _per_mb(ctx: Context, key: str, what: str, rt: Runtime, store: RedisStore) -
         target="—",
         meets=None,
         note=(
-            f"primes with a 16 MiB segment, paused at its first safe point: {mb:.1f} MB of linear memory, "
+            f"primes with a 16 MiB segment, paused 0.5 s in (the segment holds sieve bytes): {mb:.1f} MB of linear memory, "
             f"{median([float(w) for w in written]) / 1e6:.2f} MB stored (zstd, non-zero 4 KiB chunks, full snapshot); "
             f"save = capture + compress + fenced Redis write ({fmt_time(median(save))}), restore = Redis read + "
             f"decompress + rebuild + copy into a fresh instance ({fmt_time(median(restore))}); medians of {len(save)}"

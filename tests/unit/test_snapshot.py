@@ -260,3 +260,27 @@ def test_ctrl_c_pauses_a_local_run_into_a_snapshot_and_the_next_run_finishes_it(
     assert again.returncode == 0, err
     assert "resuming job" in err
     assert json.loads(out) == {"n": 14, "solutions": 365_596}
+
+
+def test_resumed_runs_store_deltas_on_the_full_snapshot_they_restored(rt: Runtime, store: LocalStore) -> None:
+    """primes with a 128 KiB sieve segment (over the 64 KiB 'small image' line): every run restores a
+    delta over its full snapshot and, paused again, writes only a delta on that same full one."""
+    path = ROOT / "extensions" / "primes" / "primes.wasm"
+    plain = rt.load(path.read_bytes(), find_manifest(path))
+    snap = rt.load(path.read_bytes(), dataclasses.replace(find_manifest(path), durability="snapshot"))
+    params = {"limit": 4_000_000, "segment": 131_072, "poll_segments": 1}
+    big = {"max_checkpoint_bytes": 8 << 20}
+    expected = _run(rt, plain, store, JobSpec("count_primes", params), **big).result
+    spec = JobSpec("count_primes", params)
+    deltas_only = 0
+    for runs in range(1, 100):
+        flag = InterruptFlag()
+        flag.request(InterruptReason.PAUSE)
+        out = _run(rt, snap, store, spec, flag, **big)
+        if out.status is not Status.INTERRUPTED:
+            break
+        assert out.snapshots.taken == 1
+        deltas_only += out.snapshots.full == 0
+    assert out.status is Status.COMPLETED, out.reason
+    assert out.result == expected and expected["count"] == 283_146
+    assert runs > 5 and deltas_only >= runs // 2

@@ -28,7 +28,7 @@ _MAX_DECOMPRESSED = 4 * 1024 * 1024 * 1024 + 16 * 1024 * 1024  # a full 4 GiB me
 class Image:
     """One guest, uncompressed: what :func:`encode` writes and :func:`decode` + :func:`apply` read back."""
 
-    memory: bytes
+    memory: bytes | bytearray
     globals: dict[str, list[Any]] = field(default_factory=dict)  # export name -> [type, value]
     buffer: int = 0
     export: str = ""
@@ -42,7 +42,7 @@ class Blob:
     """A decoded blob: its header, and the chunks it carries (index -> bytes)."""
 
     header: dict[str, Any]
-    chunks: dict[int, bytes]
+    chunks: dict[int, memoryview]  # views into the decompressed blob
 
     @property
     def kind(self) -> str:
@@ -54,13 +54,13 @@ def is_snapshot(state: bytes | None) -> bool:
     return state is not None and state[: len(MAGIC)] == MAGIC
 
 
-def nonzero_chunks(memory: bytes) -> list[int]:
+def nonzero_chunks(memory: bytes | bytearray) -> list[int]:
     """Indices of the chunks of ``memory`` that are not all zero (memory is whole 64 KiB pages)."""
     view = memoryview(memory)
     return [i for i in range(len(memory) // CHUNK) if view[i * CHUNK : (i + 1) * CHUNK] != _ZERO]
 
 
-def changed_chunks(memory: bytes, base: bytes) -> list[int]:
+def changed_chunks(memory: bytes | bytearray, base: bytes | bytearray) -> list[int]:
     """Indices of the chunks where ``memory`` differs from ``base``; memory only grows, and
     chunks past the end of ``base`` count when they are not zero."""
     now, then = memoryview(memory), memoryview(base)
@@ -86,11 +86,13 @@ def encode(image: Image, kind: str, blob_id: int, chunks: list[int], base: tuple
         "last_state": image.last_state,
         "reason": image.reason,
     }
-    body = msgpack.packb(
-        {"h": header, "i": chunks, "d": b"".join(view[i * CHUNK : (i + 1) * CHUNK] for i in chunks)},
-        use_bin_type=True,
-    )
-    return MAGIC + zstandard.ZstdCompressor(level=_LEVEL).compress(body)
+    head = msgpack.packb({"h": header, "i": chunks}, use_bin_type=True)
+    # streamed: the chunks go to the compressor straight out of memory, never joined into one copy
+    stream = zstandard.ZstdCompressor(level=_LEVEL).compressobj(size=4 + len(head) + CHUNK * len(chunks))
+    parts = [MAGIC, stream.compress(len(head).to_bytes(4, "little") + head)]
+    parts += [stream.compress(view[i * CHUNK : (i + 1) * CHUNK]) for i in chunks]
+    parts.append(stream.flush())
+    return b"".join(parts)
 
 
 def decode(blob: bytes) -> Blob:
@@ -98,16 +100,19 @@ def decode(blob: bytes) -> Blob:
     if not is_snapshot(blob):
         raise SnapshotError("stored state is not a snapshot")
     try:
-        body = zstandard.ZstdDecompressor().decompress(blob[len(MAGIC) :], max_output_size=_MAX_DECOMPRESSED)
-        raw = msgpack.unpackb(body, raw=False, strict_map_key=False)
-        header, indices, data = raw["h"], raw["i"], raw["d"]
+        body = memoryview(
+            zstandard.ZstdDecompressor().decompress(blob[len(MAGIC) :], max_output_size=_MAX_DECOMPRESSED)
+        )
+        head_len = int.from_bytes(body[:4], "little")
+        raw = msgpack.unpackb(body[4 : 4 + head_len], raw=False, strict_map_key=False)
+        header, indices, data = raw["h"], raw["i"], body[4 + head_len :]
     except (zstandard.ZstdError, ValueError, KeyError, TypeError, msgpack.ExtraData) as exc:
         raise SnapshotError(f"snapshot is damaged: {exc}") from exc
     if header.get("v") != 1:
         raise SnapshotError(f"snapshot format version {header.get('v')!r} is not supported")
     if len(data) != CHUNK * len(indices) or header["size"] % CHUNK:
         raise SnapshotError("snapshot is damaged: chunk data does not match its index")
-    chunks = {int(index): bytes(data[n * CHUNK : (n + 1) * CHUNK]) for n, index in enumerate(indices)}
+    chunks = {int(index): data[n * CHUNK : (n + 1) * CHUNK] for n, index in enumerate(indices)}
     return Blob(header, chunks)
 
 
@@ -126,7 +131,7 @@ def rebuild(top: Blob, full: Blob | None) -> Image:
                 raise SnapshotError("snapshot chunk lies outside its memory size")
             memory[lo : lo + CHUNK] = data
     return Image(
-        memory=bytes(memory),
+        memory=memory,
         globals=header["globals"],
         buffer=int(header["buffer"]),
         export=str(header["export"]),

@@ -71,7 +71,8 @@ class SnapshotStore:
         self.bases = store if isinstance(store, SnapshotBases) else None
         self.stats = SnapshotStats()
         self._base: tuple[str, int] | None = None  # (slot, id) of the full snapshot deltas build on
-        self._base_memory = b""
+        self._base_memory: bytes | bytearray = b""
+        self._base_blob: img.Blob | None = None  # after a restore: the full snapshot, rebuilt when first needed
         self._base_bytes = 0
         self._since_full = 0
 
@@ -88,6 +89,8 @@ class SnapshotStore:
             self._put_state(blob, update)
             written = len(blob)
         else:
+            if self._base_blob is not None:
+                self._base_memory, self._base_blob = img.rebuild(self._base_blob, None).memory, None
             delta = img.changed_chunks(image.memory, self._base_memory) if self._base else None
             if delta is None or self._since_full >= self.full_every or len(delta) * img.CHUNK > self._base_bytes // 2:
                 written += self._write_full(image, blob_id, nonzero)
@@ -112,7 +115,7 @@ class SnapshotStore:
         self._check_cap(blob)
         self.bases.save_snapshot_base(self.job_id, self.token, slot, blob)
         self._base = (slot, blob_id)
-        self._base_memory = image.memory
+        self._base_memory, self._base_blob = image.memory, None
         self._base_bytes = max(len(chunks) * img.CHUNK, img.CHUNK)
         self._since_full = 0
         self.stats.full += 1
@@ -140,11 +143,10 @@ class SnapshotStore:
             raw = self.bases.load_snapshot_base(self.job_id, slot) if self.bases is not None else None
             full = img.decode(raw) if raw is not None else None
             image = img.rebuild(top, full)
-            base_image = img.rebuild(full, None) if full is not None else None
-            if base_image is not None:  # later deltas keep building on the same full snapshot
+            if full is not None:  # later deltas keep building on the same full snapshot
                 self._base = (slot, int(blob_id))
-                self._base_memory = base_image.memory
-                self._base_bytes = max(len(full.chunks) * img.CHUNK, img.CHUNK) if full else 0
+                self._base_blob = full
+                self._base_bytes = max(len(full.chunks) * img.CHUNK, img.CHUNK)
         else:
             image = img.rebuild(top, None)
         self.stats.restore_seconds += time.perf_counter() - started
