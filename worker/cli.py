@@ -17,36 +17,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .errors import ConfigError, JobTimeout, NotFound, StoreUnavailable, WasmJobError
+from .cli_common import (
+    EXIT_CODES,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TIMEOUT,
+    exit_code_for,
+    json_arg,
+    shown_path,
+)
+from .errors import NotFound, WasmJobError
 from .validate import check_limits
 
-# Exit codes (documented in `wasmjob --help`): scripts tell the cases apart.
-EXIT_FAILED = 1  # the job failed, or another error
-EXIT_USAGE = 2  # bad command line or input (argparse uses 2 too)
-EXIT_NOT_FOUND = 3  # no such job, extension or file
-EXIT_UNREACHABLE = 4  # Redis (the fleet's store) cannot be reached
-EXIT_TIMEOUT = 124  # a wait or a run's time limit ran out (as timeout(1))
-EXIT_INTERRUPTED = 130  # Ctrl-C (the job checkpointed, or goes on on the fleet)
-
-EXIT_CODES = f"""exit codes:
-  0    success
-  {EXIT_FAILED}    the job failed (or another error)
-  {EXIT_USAGE}    usage: a bad option, argument or input
-  {EXIT_NOT_FOUND}    not found: no such job, extension or file
-  {EXIT_UNREACHABLE}    unreachable: the fleet's Redis does not answer
-  {EXIT_TIMEOUT}  timeout: --timeout of a wait, or a run's time limit, ran out
-  {EXIT_INTERRUPTED}  interrupted by Ctrl-C"""
 RUN_NAMESPACE = uuid.UUID("6f1c1e1a-7a39-4a8e-9d7e-5b0c2f0f3a11")
-
-
-def json_arg(text: str | None, what: str) -> Any:
-    """Parse a JSON command-line value, or fail naming the flag."""
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{what} is not valid JSON: {exc}") from None
 
 
 def _read_module(path: str) -> tuple[Path, bytes]:
@@ -220,14 +203,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def shown_path(path: Path) -> str:
-    """A path as the user would type it: relative to the current directory when under it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def cmd_test(args: argparse.Namespace) -> int:
     from .tester import run_tests
 
@@ -235,17 +210,28 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wasmjob", description="Durable, sandboxed WebAssembly jobs.")
+    parser = argparse.ArgumentParser(
+        prog="wasmjob",
+        description="Durable, sandboxed WebAssembly jobs.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"wasmjob {_version()}", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a job locally, resuming from its checkpoint")
     run.add_argument("module", help="path to a .wasm module (or an extension directory)")
     run.add_argument("job", help="job name, as registered by the extension")
-    run.add_argument("--params", help="job parameters as JSON")
+    run.add_argument("--params", help="job parameters: JSON, @FILE or - (stdin)")
     run.add_argument("--tenant", help="library/tenant UUID (default: the nil UUID)")
     run.add_argument("--state-dir", default=".wasmjob", help="where checkpoints live (default .wasmjob)")
-    run.add_argument("--fuel", type=int, help="fuel budget for this run")
-    run.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
+    run.add_argument("--fuel", type=int, help="fuel budget of this run (a positive integer; default: the manifest's)")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        help="wall-clock limit of this run, in seconds: at the limit the run stops (exit 124) and the same "
+        "command continues from the last checkpoint (default: the manifest's timeout_seconds)",
+    )
     run.add_argument("--memory", type=int, help="memory limit in MiB")
     run.add_argument("--fresh", action="store_true", help="forget the job's checkpoint and start over")
     run.add_argument(
@@ -256,44 +242,48 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     inspect = sub.add_parser("inspect", help="show a module's id, jobs, imports and limits")
-    inspect.add_argument("module")
-    inspect.add_argument("--json", action="store_true")
+    inspect.add_argument("module", help="path to a .wasm module (or an extension directory)")
+    inspect.add_argument("--json", action="store_true", help="print it as one JSON object")
     inspect.set_defaults(func=cmd_inspect)
 
     new = sub.add_parser("new", help="scaffold a new extension")
-    new.add_argument("name")
-    new.add_argument("--lang", choices=["rust", "c"], default="rust")
+    new.add_argument("name", help="the extension's id: lowercase letters, digits, - and _")
+    new.add_argument("--lang", choices=["rust", "c"], default="rust", help="the SDK to use (default: rust)")
     new.add_argument("--dir", help="destination directory (default: NAME)")
     new.set_defaults(func=cmd_new)
 
     build = sub.add_parser("build", help="build an extension directory into its .wasm")
-    build.add_argument("dir", nargs="?", default=".")
+    build.add_argument("dir", nargs="?", default=".", help="the extension's directory, with manifest.json (default: .)")
     build.set_defaults(func=cmd_build)
 
     test = sub.add_parser("test", help="run an extension's own native tests (offline, on the SDK's mock host)")
     test.add_argument("dir", nargs="?", default=".", help="the extension's directory (default: .)")
     test.set_defaults(func=cmd_test)
 
-    try:
-        from .cli_fleet import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(sub)
+    from .cli_fleet import add_commands
+
+    add_commands(sub)
+
+    completion = sub.add_parser("completion", help="print a shell completion script: eval \"$(wasmjob completion bash)\"")
+    completion.add_argument("shell", choices=["bash", "zsh"], help="the shell to complete in")
+    completion.set_defaults(func=cmd_completion)
     return parser
 
 
-def exit_code_for(exc: WasmJobError) -> int:
-    """The documented exit code of an error."""
-    if isinstance(exc, NotFound):
-        return EXIT_NOT_FOUND
-    if isinstance(exc, StoreUnavailable):
-        return EXIT_UNREACHABLE
-    if isinstance(exc, JobTimeout):
-        return EXIT_TIMEOUT
-    if isinstance(exc, ConfigError):
-        return EXIT_USAGE
-    return EXIT_FAILED
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wasmjob")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from .completion import script
+
+    print(script(build_parser(), args.shell))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -293,6 +293,19 @@ class Records:
         with translated(job_id):
             return bool(self.client.exists(self.keys.job(job_id)))
 
+    def ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Up to ``limit`` job ids that start with ``prefix`` (for ids typed short, as git
+        takes them); scans the job index, so it is for people, not hot paths."""
+        if not prefix or any(c in prefix for c in "*?[]\\"):
+            return []
+        found: list[str] = []
+        with translated():
+            for member, _ in self.client.zscan_iter(self.keys.jobs, match=f"{prefix}*", count=1000):
+                found.append(as_text(member))
+                if len(found) >= limit:
+                    break
+        return found
+
     def page(self, status: str | None = None, limit: int = 100, cursor: str | None = None) -> Page:
         """Up to ``limit`` jobs, newest first, starting after ``cursor`` (a previous page's).
 

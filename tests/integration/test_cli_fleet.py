@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -73,3 +76,97 @@ def test_errors_are_one_line_and_a_non_zero_exit(fleet, args, message) -> None:
     result = wasmjob(fleet, *args, ok=False)
     assert result.returncode != 0 and result.stdout == ""
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# conventions: id prefixes, 80 columns, pause --wait, logs, exit codes, Ctrl-C ----------
+
+SLOW = 2_000_000  # about 2 ms per tick
+
+
+def test_ids_are_accepted_by_unique_prefix_and_an_ambiguous_one_is_refused(fleet) -> None:
+    fleet.register("cliticker", TICKER_WAT)
+    a = fleet.client.submit("cliticker", "tick", ticker_params(5), job_id="abcdef01-0000-4000-8000-000000000001")
+    fleet.client.submit("cliticker", "tick", ticker_params(5), job_id="abcdef02-0000-4000-8000-000000000002")
+    a.wait(30)
+    status = json.loads(wasmjob(fleet, "status", "abcdef01", "--json").stdout)
+    assert status["id"] == a.id
+    ambiguous = wasmjob(fleet, "result", "abcdef0", ok=False)
+    assert ambiguous.returncode == 2 and "ambiguous" in ambiguous.stderr and "abcdef01-000" in ambiguous.stderr
+    missing = wasmjob(fleet, "status", "fedcba98", ok=False)
+    assert missing.returncode == 3 and "no job fedcba98" in missing.stderr
+
+
+def test_list_fits_80_columns_with_ids_that_commands_accept(fleet) -> None:
+    fleet.register("cliticker", TICKER_WAT)
+    job = fleet.client.submit("cliticker", "tick", ticker_params(5))
+    job.wait(30)
+    env_80 = {"COLUMNS": "80"}
+    out = subprocess.run(
+        [sys.executable, "-m", "wasmjob.cli", "list", "--limit", "5"],
+        capture_output=True, text=True, env={**os.environ, **fleet.env, **env_80}, check=True,
+    ).stdout
+    lines = out.splitlines()
+    assert lines and all(len(line) <= 80 for line in lines), out
+    short = job.id[:12]
+    assert any(line.startswith(short) for line in lines), out
+    assert json.loads(wasmjob(fleet, "status", short, "--json").stdout)["id"] == job.id
+
+
+def test_pause_says_what_was_requested_and_wait_reports_it_landed(fleet) -> None:
+    fleet.register("cliticker", TICKER_WAT)
+    job = fleet.client.submit("cliticker", "tick", ticker_params(3000, SLOW))
+    fleet.wait_running(job)
+    out = wasmjob(fleet, "pause", job.id, "--wait", "--timeout", "20").stdout
+    assert f"pause requested: job {job.id} is running" in out
+    assert f"job {job.id} is paused at" in out
+    status = wasmjob(fleet, "status", job.id[:8]).stdout
+    assert "paused" in status
+    assert re.search(r"finished\s+-", status), status  # a paused job has not finished
+    wasmjob(fleet, "cancel", job.id)
+
+
+def test_a_first_run_shows_no_measurement_instead_of_zeros(fleet) -> None:
+    fleet.register("cliticker", TICKER_WAT)
+    job = fleet.client.submit("cliticker", "tick", ticker_params(3000, SLOW))
+    fleet.wait_running(job)
+    status = wasmjob(fleet, "status", job.id).stdout
+    assert "measured when a run ends" in status and "0 / 0.00s" not in status
+    wasmjob(fleet, "cancel", job.id, "--wait", "--timeout", "20")
+
+
+def test_logs_json_and_follow_until_the_job_is_done(fleet) -> None:
+    fleet.register("cliticker", TICKER_WAT)
+    job = fleet.client.submit("cliticker", "tick", ticker_params(200, SLOW))
+    follow = wasmjob(fleet, "logs", job.id, "--follow", "--json")  # returns once the job is done
+    assert fleet.client.job(job.id).record().done
+    lines = [json.loads(line) for line in follow.stdout.splitlines()]
+    assert all({"ts", "level", "msg"} <= set(line) for line in lines if "warning" not in line)
+
+
+def test_an_unreachable_redis_exits_4(fleet) -> None:
+    result = wasmjob(fleet, "list", "--redis-url", "redis://127.0.0.1:9", ok=False)
+    assert result.returncode == 4, result.stderr
+
+
+def test_ctrl_c_during_submit_wait_says_the_job_goes_on_and_how_to_pause_it(fleet) -> None:
+    fleet.register("cliticker", TICKER_WAT)
+    env = {**os.environ, **fleet.env, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wasmjob.cli", "submit", "cliticker", "tick", "--params",
+         json.dumps(ticker_params(3000, SLOW)), "--wait"],
+        env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # "job <id>"
+    job_id = first.split()[-1]
+    deadline = time.monotonic() + 30
+    while fleet.client.job(job_id).record().status != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert f"job {job_id} goes on running on the fleet" in err and f"wasmjob pause {job_id}" in err
+    assert "wasmjob: interrupted" not in err and out == ""
+    assert fleet.client.job(job_id).record().status == "running"
+    fleet.client.job(job_id).cancel()

@@ -123,3 +123,92 @@ def test_inspect_table_for_humans(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert "plain" in out and "execute_main" in out
+
+
+# conventions: version, completion, help, exit codes, JSON from files --------------------
+
+
+def _run(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wasmjob", *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_version_and_help_document_the_exit_codes(tmp_path: Path) -> None:
+    version = _run("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("wasmjob ")
+    helptext = _run("--help", cwd=tmp_path).stdout
+    for code in ("3    not found", "4    unreachable", "124  timeout", "2    usage"):
+        assert code in helptext
+
+
+def test_every_option_of_every_command_has_help_text() -> None:
+    import argparse
+
+    from wasmjob.cli import build_parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{path} {name}")
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "wasmjob")
+    assert missing == []
+
+
+def test_bash_completion_completes_commands_and_their_options(tmp_path: Path) -> None:
+    script = _run("completion", "bash", cwd=tmp_path).stdout
+    probe = (
+        script + '\nCOMP_WORDS=(wasmjob sub); COMP_CWORD=1; _wasmjob; echo "${COMPREPLY[*]}"'
+        '\nCOMP_WORDS=(wasmjob logs abc --f); COMP_CWORD=3; _wasmjob; echo "${COMPREPLY[*]}"'
+    )
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["submit", "--follow"]
+
+
+def test_params_come_from_a_file_or_stdin(counting: Path, tmp_path: Path) -> None:
+    module = wat_module("(call $checkpoint (i32.const 128) (local.get $st) (local.get $st_len)) (drop) (i32.const 0)")
+    (tmp_path / "echo.wasm").write_bytes(module)
+    (tmp_path / "params.json").write_text('{"n": [1, 2]}')
+    from_file = _run("run", "echo.wasm", "main", "--params", "@params.json", "--quiet", cwd=tmp_path)
+    assert from_file.returncode == 0, from_file.stderr
+    assert json.loads(from_file.stdout) == {"n": [1, 2]}
+    from_stdin = _run("run", "echo.wasm", "main", "--params", "-", "--fresh", "--quiet", cwd=tmp_path, stdin='{"n": 3}')
+    assert json.loads(from_stdin.stdout) == {"n": 3}
+    missing = _run("run", "echo.wasm", "main", "--params", "@nope.json", cwd=tmp_path)
+    assert missing.returncode == 3 and "cannot read nope.json" in missing.stderr
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--fuel", "-5"), ("--timeout", "0"), ("--memory", "0")])
+def test_limits_that_mean_nothing_are_refused_as_usage_errors(counting: Path, tmp_path: Path, flag: str, value: str) -> None:
+    proc = _run("run", str(counting), "main", flag, value, "--quiet", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("wasmjob: error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_missing_module_exits_not_found(tmp_path: Path) -> None:
+    proc = _run("run", "nope.wasm", "main", cwd=tmp_path)
+    assert proc.returncode == 3 and "cannot read module nope.wasm" in proc.stderr
+
+
+def test_a_run_at_its_time_limit_stops_and_the_same_command_continues(counting: Path, tmp_path: Path) -> None:
+    args = ("run", str(counting), "main", "--state-dir", "state", "--quiet")
+    first = _run(*args, "--timeout", "0.2", cwd=tmp_path)
+    assert first.returncode == 124, first.stderr
+    assert "stopped at its time limit (0.2 s)" in first.stderr and "continue from its last checkpoint" in first.stderr
+    again = _run(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == TARGET
+
+
+def test_a_failed_local_job_stays_failed_as_on_the_fleet(tmp_path: Path) -> None:
+    (tmp_path / "trap.wasm").write_bytes(wat_module("(unreachable)"))
+    first = _run("run", "trap.wasm", "main", cwd=tmp_path)
+    assert first.returncode == 1 and "failed:" in first.stderr
+    again = _run("run", "trap.wasm", "main", cwd=tmp_path)
+    assert again.returncode == 1 and "failed earlier" in again.stderr and "--fresh starts it over" in again.stderr
