@@ -37,7 +37,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: creating .venv and installing wasmjob (log: .venv/setup.log)" >&2
     [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
     if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \
-           && .venv/bin/python -m pip install --disable-pip-version-check -e ".[dev]"; } >.venv/setup.log 2>&1; then
+           && .venv/bin/python -m pip install --disable-pip-version-check -e ".[dev,python]"; } >.venv/setup.log 2>&1; then
         tail -20 .venv/setup.log >&2
         echo "setup: installing failed; the whole log is in .venv/setup.log" >&2
         exit 1

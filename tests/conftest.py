@@ -166,6 +166,28 @@ def redis_fleet(redis_server: Any, fleet_settings: Any) -> Iterator[Any]:
     fleet.close()
 
 
+@pytest.fixture(scope="session")
+def module_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The compile cache the fleet's workers use: runtimes in tests share it (a component compiles once)."""
+    return tmp_path_factory.getbasetemp() / "module-cache"
+
+
+@pytest.fixture(scope="session")
+def py_scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Python scaffold (plus tests/pyext/hostile.py), built once per source digest."""
+    from tests.pyext import build_scaffold
+
+    return build_scaffold(tmp_path_factory.getbasetemp().parent / "wasmjob-pycomponents")
+
+
+@pytest.fixture(scope="session")
+def py_textstats(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """extensions/textstats, built once per source digest."""
+    from tests.pyext import build_example
+
+    return build_example(tmp_path_factory.getbasetemp().parent / "wasmjob-pycomponents")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield

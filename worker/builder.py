@@ -91,6 +91,11 @@ def build_extension(src_dir: Path, out_dir: Path | None = None, *, zig: Sequence
         except ImportError as exc:
             raise BuildError(f"{src_dir}: Rust extension, but the Rust builder is unavailable: {exc}") from exc
         return build_rust(src_dir) if out_dir is None else build_rust(src_dir, out_dir=Path(out_dir))
+    if (src_dir / "pyproject.toml").exists():
+        from wasmjob.builder_python import build_python, is_python_project  # noqa: PLC0415
+
+        if is_python_project(src_dir):
+            return build_python(src_dir, target)
     sources = sorted(src_dir.glob("*.c"))
     if not sources:
         raise BuildError(f"{src_dir}: no *.c file or Cargo.toml beside manifest.json")

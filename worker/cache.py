@@ -4,6 +4,9 @@ Disk artifacts are wasmtime's serialized code, which runs without checks when
 loaded, so only artifacts this host wrote are read back: each file carries an
 HMAC made with a key that lives in the private (0700) cache directory, and a
 file whose tag, length or engine fingerprint does not match is recompiled.
+Components (a CPython one serializes to ~40 MB) are cached the same way; the
+directory is kept under ``max_disk_bytes`` by dropping the least recently used
+artifacts.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from pathlib import Path
 
 import platformdirs
 import wasmtime
+from wasmtime import component as wc
 
+from .component.format import is_component
 from .errors import ModuleError
 from .validate import is_hex_digest
 
@@ -30,6 +35,9 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"WJMC1\n"
 TAG_LEN = 32
+MAX_DISK_BYTES = 4 * 1024**3
+
+Compiled = wasmtime.Module | wc.Component
 
 
 def digest_of(wasm: bytes) -> str:
@@ -60,14 +68,16 @@ class ModuleCache:
         directory: Path | None,
         max_entries: int = 64,
         compiler: Callable[[bytes], bytes] | None = None,
+        max_disk_bytes: int = MAX_DISK_BYTES,
     ) -> None:
         self.engine = engine
         self.compiler = compiler
         self.fingerprint = fingerprint
         self.directory = directory
         self.max_entries = max_entries
+        self.max_disk_bytes = max_disk_bytes
         self.stats = CacheStats()
-        self._memory: OrderedDict[str, wasmtime.Module] = OrderedDict()
+        self._memory: OrderedDict[str, Compiled] = OrderedDict()
         self._lock = threading.Lock()
         self._key: bytes | None = None
         if directory is not None:
@@ -93,8 +103,8 @@ class ModuleCache:
             self.directory = None
             return None
 
-    def get(self, wasm: bytes, digest: str | None = None) -> wasmtime.Module:
-        """The compiled module for ``wasm``: from memory, then disk, else compiled now."""
+    def get(self, wasm: bytes, digest: str | None = None) -> Compiled:
+        """The compiled module (or component) for ``wasm``: from memory, then disk, else compiled now."""
         digest = digest or digest_of(wasm)
         with self._lock:
             module = self._memory.get(digest)
@@ -102,7 +112,7 @@ class ModuleCache:
                 self._memory.move_to_end(digest)
                 self.stats.memory_hits += 1
                 return module
-        module = self._from_disk(digest)
+        module = self._from_disk(digest, wc.Component if is_component(wasm) else wasmtime.Module)
         if module is None:
             module = self._compile(wasm)
             self.stats.compiles += 1
@@ -116,13 +126,14 @@ class ModuleCache:
                 self._memory.popitem(last=False)
         return module
 
-    def _compile(self, wasm: bytes) -> wasmtime.Module:
+    def _compile(self, wasm: bytes) -> Compiled:
         if not wasm.startswith(b"\0asm"):
             raise ModuleError("not a WebAssembly module (missing the \\0asm header)")
         try:
+            kind: type[Compiled] = wc.Component if is_component(wasm) else wasmtime.Module
             if self.compiler is not None:  # bounded, in a child; its output is code this host made
-                return wasmtime.Module.deserialize(self.engine, self.compiler(wasm))
-            return wasmtime.Module(self.engine, wasm)
+                return kind.deserialize(self.engine, self.compiler(wasm))
+            return kind(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
             raise ModuleError(f"invalid WebAssembly module: {first}") from exc
@@ -142,7 +153,7 @@ class ModuleCache:
         mac.update(payload)
         return mac.digest()
 
-    def _from_disk(self, digest: str) -> wasmtime.Module | None:
+    def _from_disk(self, digest: str, kind: type[Compiled] = wasmtime.Module) -> Compiled | None:
         path = self._path(digest)
         if path is None or not path.exists():
             return None
@@ -154,14 +165,16 @@ class ModuleCache:
             tag, payload = blob[len(MAGIC) : header], blob[header:]
             if not hmac.compare_digest(tag, self._tag(digest, payload)):
                 raise ValueError("artifact was not written by this host")
-            return wasmtime.Module.deserialize(self.engine, payload)
+            module = kind.deserialize(self.engine, payload)
+            os.utime(path)  # recently used: the last to be evicted
+            return module
         except (OSError, ValueError, wasmtime.WasmtimeError) as exc:
             self.stats.rejected_artifacts += 1
             log.warning("ignoring cached artifact %s: %s", path.name, exc)
             path.unlink(missing_ok=True)
             return None
 
-    def _to_disk(self, digest: str, module: wasmtime.Module) -> None:
+    def _to_disk(self, digest: str, module: Compiled) -> None:
         path = self._path(digest)
         if path is None:
             return
@@ -173,6 +186,26 @@ class ModuleCache:
             os.replace(tmp, path)
         except OSError as exc:
             log.warning("cannot write cached artifact %s: %s", path, exc)
+            return
+        self._trim_disk(keep=path)
+
+    def _trim_disk(self, keep: Path) -> None:
+        """Delete least recently used artifacts until the directory fits ``max_disk_bytes``."""
+        assert self.directory is not None
+        entries = []
+        for path in self.directory.glob("*.cwasm"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime, st.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= self.max_disk_bytes:
+                break
+            if path != keep:
+                path.unlink(missing_ok=True)
+                total -= size
 
     def clear_memory(self) -> None:
         """Forget in-memory modules (tests use it to measure the disk path)."""

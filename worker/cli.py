@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     new = sub.add_parser("new", help="scaffold a new extension")
     new.add_argument("name", help="the extension's id: lowercase letters, digits, - and _")
-    new.add_argument("--lang", choices=["rust", "c"], default="rust", help="the SDK to use (default: rust)")
+    new.add_argument("--lang", choices=["rust", "c", "python"], default="rust", help="the SDK to use (default: rust)")
     new.add_argument("--dir", help="destination directory (default: NAME)")
     new.set_defaults(func=cmd_new)
 

@@ -69,12 +69,16 @@ def compile_serialized(wasm: bytes, settings: EngineSettings, limits: CompileLim
 def main() -> int:
     import wasmtime
 
+    import wasmtime.component
+
+    from .component.format import is_component
     from .engine import make_engine
 
     settings = EngineSettings(**json.loads(sys.argv[1]))
     wasm = sys.stdin.buffer.read()
+    kind = wasmtime.component.Component if is_component(wasm) else wasmtime.Module
     try:
-        module = wasmtime.Module(make_engine(settings), wasm)
+        module = kind(make_engine(settings), wasm)
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
         print(f"invalid WebAssembly module: {first}", file=sys.stderr)

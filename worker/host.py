@@ -268,14 +268,117 @@ class HostState:
         ctypes.memmove(base, source, len(data))
         ctypes.memset(base + len(data), 0, size - len(data))
 
-    # the imports -------------------------------------------------------------
+    # the operations, shared by both bindings ----------------------------------
+    # The core imports below and the component host (``component/linking.py``) read
+    # their arguments out of the guest and call these; limits, permissions, metering
+    # and the store live here once. ``job_check_interrupt`` and ``job_report_progress``
+    # keep inlined copies of ``check_interrupt`` and ``report_progress`` (the core fast
+    # path); tests hold both versions to the same results.
 
-    def spacedrive_log(self, level: int, ptr: int, length: int) -> None:
-        text = self.read_text(ptr, length, "spacedrive_log", MAX_LINE)
+    def log(self, level: int, text: str) -> None:
+        """One guest log line; an error line becomes the failure reason."""
         level = level if 0 <= level <= 3 else int(LogLevel.INFO)
         if level == LogLevel.ERROR:
             self.guest_error = text
         self._log(level, text)
+
+    def report_progress(self, progress: float, message: str) -> None:
+        """Progress clamped to [0, 1] (NaN keeps the last value) and a message; flushed at a bounded rate."""
+        pending = self.pending
+        if not math.isnan(progress):
+            progress = 1.0 if progress > 1.0 else max(progress, 0.0)
+            self.progress = pending.progress = progress
+        self.message = pending.message = message
+        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
+            self.flush()
+
+    def checkpoint_refused(self, length: int) -> bool:
+        """True (and the refusal recorded) when a state of ``length`` bytes is over the job's limit."""
+        if length <= self.limits.max_checkpoint_bytes:
+            return False
+        self._warn_once(f"checkpoint of {length} bytes refused: the limit is {self.limits.max_checkpoint_bytes} bytes")
+        self.store_error = f"checkpoint of {length} bytes exceeds the limit of {self.limits.max_checkpoint_bytes}"
+        self.store_error_transient = False
+        return True
+
+    def checkpoint(self, state: bytes) -> int:
+        """Save ``state`` under the lease; 0 = saved, 1 = not saved (the reason is kept)."""
+        if self.checkpoint_refused(len(state)) or self.lease_lost:
+            return 1
+        if self.store is not None:
+            update, self.pending = self.pending, ProgressUpdate()
+            try:
+                self.store.save_checkpoint(self.job_id, self.token, state, update)
+            except LeaseLost:
+                self._lose_lease()
+                return 1
+            except (StoreUnavailable, WasmJobError) as exc:
+                self._merge_back(update)
+                self.store_error = exc.reason
+                self.store_error_transient = not isinstance(exc, CheckpointTooLarge)
+                return 1
+            self._last_flush = time.monotonic()
+        self.store_error = None
+        self.last_state = state
+        self.checkpoints += 1
+        return 0
+
+    def check_interrupt(self) -> int:
+        """1 when the job was paused or cancelled or its slice is over, else 0; no I/O."""
+        flag = self.interrupts
+        if flag.reason is not None:
+            return 1
+        if time.monotonic() >= self.slice_deadline:
+            flag.request(InterruptReason.SLICE)
+            return 1
+        return 0
+
+    def add_warning(self, text: str) -> None:
+        """A non-fatal problem kept with the job (at most ``max_warnings``)."""
+        if len(self.warnings) < self.limits.max_warnings:
+            self.warnings.append(text)
+            self.pending.warnings.append(text)
+        self._maybe_flush()
+
+    def add_bytes(self, n: int) -> None:
+        if n > 0:
+            self.bytes += n
+            self.pending.bytes += n
+            self._maybe_flush()
+
+    def add_items(self, n: int) -> None:
+        if n > 0:
+            self.items += n
+            self.pending.items += n
+            self._maybe_flush()
+
+    def call(self, method: str, library: str, payload_raw: bytes) -> bytes | None:
+        """Run host operation ``method`` after the permission and rate checks; the JSON
+        result, or None when refused or failed (the reason is logged at level 3)."""
+        if len(payload_raw) > MAX_CALL_PAYLOAD:
+            self._host_error(f"spacedrive_call {method}: payload over {MAX_CALL_PAYLOAD} bytes")
+            return None
+        if self.operations is None or self.op_context is None:
+            self._host_error(f"spacedrive_call {method}: no host operations in this context")
+            return None
+        try:
+            payload = json.loads(payload_raw) if payload_raw else None
+            result = self.operations.dispatch(method, library, payload, self.op_context)
+        except ValueError as exc:
+            self._host_error(f"spacedrive_call {method}: payload is not JSON ({exc})")
+            return None
+        except LeaseLost:
+            self._lose_lease()
+            return None
+        except WasmJobError as exc:
+            self._host_error(f"spacedrive_call {method} failed: {exc.reason}")
+            return None
+        return json.dumps(result, separators=(",", ":")).encode()
+
+    # the core imports: bounds checks and guest memory, then the operations above --
+
+    def spacedrive_log(self, level: int, ptr: int, length: int) -> None:
+        self.log(level, self.read_text(ptr, length, "spacedrive_log", MAX_LINE))
 
     def register_job(self, name_ptr: int, name_len: int, export_ptr: int, export_len: int, resumable: int) -> int:
         if not self.registering:
@@ -290,7 +393,7 @@ class HostState:
 
     def job_report_progress(self, job_ptr: int, progress: float, msg_ptr: int, msg_len: int) -> None:
         # Spacedrive-style jobs call this on every step: the checks, read_text and
-        # _maybe_flush are inlined (same results, about half the cost).
+        # report_progress are inlined (same results, about half the cost).
         unwinder = self.unwinder
         if unwinder is not None and unwinder.at_progress():
             return  # the end of a rewind: this report was made before the snapshot
@@ -319,37 +422,15 @@ class HostState:
             unwinder.after_progress()
 
     def job_checkpoint(self, job_ptr: int, state_ptr: int, state_len: int) -> int:
-        self.check_range(job_ptr, 16, "job_checkpoint")
+        if job_ptr & _MASK32 > self._mem_size - 16:
+            self.check_range(job_ptr, 16, "job_checkpoint")
         self.check_range(state_ptr, state_len, "job_checkpoint")
-        if state_len > self.limits.max_checkpoint_bytes:
-            self._warn_once(
-                f"checkpoint of {state_len} bytes refused: the limit is {self.limits.max_checkpoint_bytes} bytes"
-            )
-            self.store_error = f"checkpoint of {state_len} bytes exceeds the limit of {self.limits.max_checkpoint_bytes}"
-            self.store_error_transient = False
+        if self.checkpoint_refused(state_len):  # before copying an oversized state out
             return 1
-        state = self.read(state_ptr, state_len, "job_checkpoint")
-        if self.lease_lost:
-            return 1
-        if self.store is not None:
-            update, self.pending = self.pending, ProgressUpdate()
-            try:
-                self.store.save_checkpoint(self.job_id, self.token, state, update)
-            except LeaseLost:
-                self._lose_lease()
-                return 1
-            except (StoreUnavailable, WasmJobError) as exc:
-                self._merge_back(update)
-                self.store_error = exc.reason
-                self.store_error_transient = not isinstance(exc, CheckpointTooLarge)
-                return 1
-            self._last_flush = time.monotonic()
-        self.store_error = None
-        self.last_state = state
-        self.checkpoints += 1
-        return 0
+        return self.checkpoint(self.read(state_ptr, state_len, "job_checkpoint"))
 
     def job_check_interrupt(self, job_ptr: int) -> int:
+        # check_interrupt inlined: the hottest call of all
         if job_ptr & _MASK32 > self._mem_size - 16:
             self.check_range(job_ptr, 16, "job_check_interrupt")
         if self.unwinder is not None:
@@ -363,50 +444,29 @@ class HostState:
         return 0
 
     def job_add_warning(self, job_ptr: int, msg_ptr: int, msg_len: int) -> None:
-        self.check_range(job_ptr, 16, "job_add_warning")
-        text = self.read_text(msg_ptr, msg_len, "job_add_warning", MAX_WARNING)
-        if len(self.warnings) < self.limits.max_warnings:
-            self.warnings.append(text)
-            self.pending.warnings.append(text)
-        self._maybe_flush()
+        if job_ptr & _MASK32 > self._mem_size - 16:
+            self.check_range(job_ptr, 16, "job_add_warning")
+        self.add_warning(self.read_text(msg_ptr, msg_len, "job_add_warning", MAX_WARNING))
 
     def job_increment_bytes(self, job_ptr: int, n: int) -> None:
-        self.check_range(job_ptr, 16, "job_increment_bytes")
-        if n > 0:
-            self.bytes += n
-            self.pending.bytes += n
-            self._maybe_flush()
+        if job_ptr & _MASK32 > self._mem_size - 16:
+            self.check_range(job_ptr, 16, "job_increment_bytes")
+        self.add_bytes(n)
 
     def job_increment_items(self, job_ptr: int, n: int) -> None:
-        self.check_range(job_ptr, 16, "job_increment_items")
-        if n > 0:
-            self.items += n
-            self.pending.items += n
-            self._maybe_flush()
+        if job_ptr & _MASK32 > self._mem_size - 16:
+            self.check_range(job_ptr, 16, "job_increment_items")
+        self.add_items(n)
 
     def spacedrive_call(self, method_ptr: int, method_len: int, lib_ptr: int, payload_ptr: int, payload_len: int) -> int:
         method = self.read_text(method_ptr, method_len, "spacedrive_call", MAX_NAME)
         library = str(uuid.UUID(bytes=self.read(lib_ptr, 16, "spacedrive_call")))
-        if payload_len & _MASK32 > MAX_CALL_PAYLOAD:
+        if payload_len & _MASK32 > MAX_CALL_PAYLOAD:  # refused before copying it out
             self._host_error(f"spacedrive_call {method}: payload over {MAX_CALL_PAYLOAD} bytes")
             return 0
-        payload_raw = self.read(payload_ptr, payload_len, "spacedrive_call")
-        if self.operations is None or self.op_context is None:
-            self._host_error(f"spacedrive_call {method}: no host operations in this context")
+        body = self.call(method, library, self.read(payload_ptr, payload_len, "spacedrive_call"))
+        if body is None:
             return 0
-        try:
-            payload = json.loads(payload_raw) if payload_raw else None
-            result = self.operations.dispatch(method, library, payload, self.op_context)
-        except ValueError as exc:
-            self._host_error(f"spacedrive_call {method}: payload is not JSON ({exc})")
-            return 0
-        except LeaseLost:
-            self._lose_lease()
-            return 0
-        except WasmJobError as exc:
-            self._host_error(f"spacedrive_call {method} failed: {exc.reason}")
-            return 0
-        body = json.dumps(result, separators=(",", ":")).encode()
         return self.write_alloc(len(body).to_bytes(4, "little") + body, "spacedrive_call")
 
     # bookkeeping -------------------------------------------------------------

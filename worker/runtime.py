@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -22,6 +22,8 @@ import wasmtime
 
 from . import abi
 from .cache import ModuleCache, default_cache_dir, digest_of
+from .component import ComponentExtension, ComponentRunner, is_component
+from .component.traps import explain_component
 from .compiler import CompileLimits, compile_serialized
 from .encoding import decode, encode
 from .engine import EngineSettings, EpochTicker, make_engine
@@ -115,6 +117,7 @@ class Sandbox:
             self.engine, settings.fingerprint(), config.cache_dir, config.memory_cache_entries, compiler
         )
         self.linkers: dict[bool, wasmtime.Linker] = {}
+        self.components: ComponentRunner | None = None
 
 
 def _extension_key(digest: str, manifest: Manifest) -> Hashable:
@@ -140,7 +143,7 @@ class Runtime:
         self.ticker = EpochTicker(self.engine)
         cache_dir = self.config.cache_dir
         self.instrumenter = InstrumentCache(cache_dir.parent / "instrumented" if cache_dir is not None else None)
-        self._extensions: OrderedDict[Hashable, Extension] = OrderedDict()
+        self._extensions: OrderedDict[Hashable, Extension | ComponentExtension] = OrderedDict()
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -154,6 +157,12 @@ class Runtime:
                 box = self._sandboxes[metered] = Sandbox(replace(self.config.engine, fuel=metered), self.config)
                 self.ticker.add(box.engine)
             return box
+
+    def _components(self, box: Sandbox) -> ComponentRunner:
+        with self._lock:
+            if box.components is None:
+                box.components = ComponentRunner(box.engine, self.ticker, box.cache, box.metered)
+            return box.components
 
     def _linker(self, box: Sandbox, wasi: bool) -> wasmtime.Linker:
         with self._lock:
@@ -171,8 +180,8 @@ class Runtime:
         digest: str | None = None,
         metered: bool = True,
         instrumented: bytes | None = None,
-    ) -> Extension:
-        """Compile (cached), validate against the ABI and collect the module's jobs.
+    ) -> Extension | ComponentExtension:
+        """Compile (cached), validate against the ABI and collect the module's (or component's) jobs.
 
         ``metered=False`` loads it on the engine without fuel: its runs cannot have a fuel budget.
         In snapshot mode the module that runs is the instrumented one: ``instrumented``
@@ -187,6 +196,8 @@ class Runtime:
                 self._extensions.move_to_end(key)
                 return cached
         box = self.sandbox(metered)
+        if is_component(wasm):
+            return self._remember(key, self._load_component(wasm, manifest, digest, box))
         code, code_digest, instrumented_digest = wasm, digest, ""
         if manifest.durability == "snapshot":
             code = instrumented if instrumented is not None else self.instrumenter.get(wasm, digest)
@@ -199,11 +210,19 @@ class Runtime:
             raise ModuleError(f"cannot link module: {str(exc).strip().splitlines()[0]}") from exc
         registered = self._discover_jobs(pre, shape, manifest, box)
         ext = Extension(digest, manifest, len(wasm), registered, shape, pre, metered, instrumented_digest)
+        return self._remember(key, ext)
+
+    def _remember(self, key: Hashable, ext: Extension | ComponentExtension) -> Extension | ComponentExtension:
         with self._lock:
             self._extensions[key] = ext
             while len(self._extensions) > self.config.memory_cache_entries:
                 self._extensions.popitem(last=False)
         return ext
+
+    def _load_component(self, wasm: bytes, manifest: Manifest, digest: str, box: Sandbox) -> ComponentExtension:
+        limits = Limits(timeout_seconds=self.config.init_timeout_seconds, max_memory_mb=manifest.limits.max_memory_mb)
+        host = self._host(JobSpec(job_name="", job_id="00000000-0000-0000-0000-000000000000"), manifest, limits)
+        return self._components(box).load(wasm, manifest, digest, host, limits)
 
     def _discover_jobs(
         self, pre: wasmtime.InstancePre, shape: abi.ModuleShape, manifest: Manifest, box: Sandbox
@@ -240,7 +259,7 @@ class Runtime:
 
     def run(
         self,
-        ext: Extension,
+        ext: Extension | ComponentExtension,
         spec: JobSpec,
         store: CheckpointStore | None,
         token: int = 0,
@@ -284,6 +303,8 @@ class Runtime:
             state = encode(spec.params, ext.manifest.state_encoding)
         host = self._host(spec, ext.manifest, limits, store=store, token=token, interrupts=interrupts, ext=ext)
         host.last_state = state if resumed else None
+        if isinstance(ext, ComponentExtension):
+            return self._run_component(ext, job, spec, host, state, limits, started, cpu_started)
         wasm_store = self._store(limits, self.sandbox(ext.metered).engine, ext.metered)
         if ext.shape.wasi:
             wasm_store.set_wasi(wasmtime.WasiConfig())
@@ -320,6 +341,26 @@ class Runtime:
         outcome.snapshots = snapshots.stats if snapshots is not None else None
         return outcome
 
+    def _run_component(
+        self, ext: ComponentExtension, job: JobInfo, spec: JobSpec, host: HostState, state: bytes, limits: Limits,
+        started: float, cpu_started: float,
+    ) -> Outcome:
+        """The same run for a component: its own Store and WASI context, the same host and outcome."""
+        runner = self._components(self.sandbox(ext.metered))
+        fuel_budget = limits.fuel or UNMETERED_FUEL
+        wasm_store, sinks = runner.store(limits, host, fuel_budget)
+        with host:
+            code, error = runner.execute(ext, host, wasm_store, sinks, job, spec, state, limits, started)
+        host.flush()
+        usage = Usage(
+            fuel=fuel_budget - _fuel_left(wasm_store) if ext.metered else 0,
+            wall_seconds=time.monotonic() - started,
+            cpu_seconds=time.thread_time() - cpu_started,
+            peak_memory_bytes=host.peak_memory(),
+            host_calls=host.host_calls,
+        )
+        return self._outcome(ext, spec, host, code, error, usage, limits, fuel_budget, explain_component)
+
     def _host(
         self,
         spec: JobSpec,
@@ -329,7 +370,7 @@ class Runtime:
         store: CheckpointStore | None = None,
         token: int = 0,
         interrupts: InterruptFlag | None = None,
-        ext: Extension | None = None,
+        ext: Extension | ComponentExtension | None = None,
     ) -> HostState:
         host = HostState(
             job_id=spec.job_id,
@@ -430,7 +471,7 @@ class Runtime:
 
     def _outcome(
         self,
-        ext: Extension,
+        ext: Extension | ComponentExtension,
         spec: JobSpec,
         host: HostState,
         code: int | None,
@@ -438,6 +479,7 @@ class Runtime:
         usage: Usage,
         limits: Limits,
         fuel_budget: int,
+        explainer: Callable[[BaseException, HostState, Limits, int | None], tuple[str, str]] = explain,
     ) -> Outcome:
         out = Outcome(
             spec.job_id,
@@ -455,7 +497,7 @@ class Runtime:
         if host.lease_lost:
             out.reason, out.failure, out.infrastructure = host.store_error, "lease", True
         elif error is not None:
-            out.failure, out.reason = explain(error, host, limits, limits.fuel)
+            out.failure, out.reason = explainer(error, host, limits, limits.fuel)
         elif code == abi.ReturnCode.COMPLETED:
             if host.store_error:
                 out.reason = f"the job finished but its final checkpoint was not saved: {host.store_error}"

@@ -33,22 +33,27 @@ SDK_C = REPO_ROOT / "extensions" / "sdk" / "c"
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 
 
-def scaffold(name: str, lang: Literal["rust", "c"], dest: Path) -> Path:
+def scaffold(name: str, lang: Literal["rust", "c", "python"], dest: Path) -> Path:
     """Write the project for extension ``name`` into ``dest`` (new or empty); returns ``dest``."""
     if not _NAME.fullmatch(name):
         raise ConfigError(
             f"extension name {name!r}: use lowercase letters, digits, '-' and '_', starting with a letter"
         )
-    if lang not in ("rust", "c"):
-        raise ConfigError(f"language {lang!r}: use rust or c")
+    if lang not in ("rust", "c", "python"):
+        raise ConfigError(f"language {lang!r}: use rust, c or python")
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ConfigError(f"{dest} already exists and is not an empty directory")
-    files = _rust_files(name, dest) if lang == "rust" else _c_files(name)
+    if lang == "python":
+        from .scaffold_python import python_files
+
+        files = python_files(name, dest)
+    else:
+        files = _rust_files(name, dest) if lang == "rust" else _c_files(name)
     files["manifest.json"] = _manifest(name)
     files["README.md"] = _readme(name, lang, dest)
     files["build.sh"] = _BUILD_SH.format(name=name)
-    files[".gitignore"] = "/target/\n/.wasmjob/\n"
+    files[".gitignore"] = "/target/\n/.wasmjob/\n" + ("__pycache__/\n" if lang == "python" else "")
     for rel, text in files.items():
         path = dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +106,7 @@ def _c_files(name: str) -> dict[str, str]:
 
 
 def _readme(name: str, lang: str, dest: Path) -> str:
-    source = "src/lib.rs" if lang == "rust" else f"{name}.c"
+    source = {"rust": "src/lib.rs", "c": f"{name}.c", "python": "app.py (tests: plain `pytest`)"}[lang]
     return _README.format(name=name, title=_title(name), source=source, dir=dest.as_posix())
 
 

@@ -1,0 +1,162 @@
+"""The component host: ``wasmjob:job/host`` defined on a component Linker, plus WASI p2.
+
+Each function reads its (already lifted) arguments, clips text as the core ABI does
+and calls the shared operations of the running :class:`~wasmjob.host.HostState`.
+``check-interrupt`` (called on every step of a job) and ``checkpoint`` (whose
+``list<u8>`` wasmtime-py would convert byte by byte) are registered as raw callbacks;
+the others go through wasmtime-py's ``add_func``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+from wasmtime import component as wc
+
+from ..abi import LogLevel
+from ..errors import HostAbort
+from ..host import MAX_CALL_PAYLOAD, MAX_LINE, MAX_MESSAGE, MAX_NAME, MAX_WARNING, HostState, current
+from ..job import DEFAULT_LIBRARY_ID
+from .format import HOST_INTERFACE
+from .raw import list_bytes, set_u32
+
+_LEVELS = {"debug": int(LogLevel.DEBUG), "info": int(LogLevel.INFO), "warn": int(LogLevel.WARN), "error": int(LogLevel.ERROR)}
+_KEEP_ALIVE: list[Any] = []
+_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
+
+
+def clip(text: str, cap: int) -> str:
+    """``text`` cut to at most ``cap`` UTF-8 bytes, marked as the core ABI marks it."""
+    if len(text) * 4 <= cap:
+        return text
+    data = text.encode("utf-8", "replace")
+    if len(data) <= cap:
+        return text
+    return (data[:cap] + b"...[truncated]").decode("utf-8", "replace")
+
+
+def _running() -> HostState:
+    host = current()
+    if host is None:
+        raise HostAbort("host function called outside a run")
+    host.host_calls += 1
+    return host
+
+
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Record the first host failure as the run's abort reason (as the core binding does)."""
+
+    def call(store: Any, *args: Any) -> Any:
+        host = _running()
+        try:
+            return fn(host, *args)
+        except BaseException as exc:
+            if host.abort is None:
+                host.abort = exc
+            raise
+
+    return call
+
+
+def _log(host: HostState, level: str, message: str) -> None:
+    host.log(_LEVELS.get(level, int(LogLevel.INFO)), clip(message, MAX_LINE))
+
+
+def _report_progress(host: HostState, progress: float, message: str) -> None:
+    host.report_progress(progress, clip(message, MAX_MESSAGE))
+
+
+def _add_warning(host: HostState, message: str) -> None:
+    host.add_warning(clip(message, MAX_WARNING))
+
+
+def _increment_items(host: HostState, n: int) -> None:
+    host.add_items(n)
+
+
+def _increment_bytes(host: HostState, n: int) -> None:
+    host.add_bytes(n)
+
+
+def _call(host: HostState, method: str, library: str, payload: str) -> wc.Variant:
+    method = clip(method, MAX_NAME)
+    raw = payload.encode()
+    if len(raw) > MAX_CALL_PAYLOAD:
+        host._host_error(f"call {method}: payload over {MAX_CALL_PAYLOAD} bytes")
+        return wc.Variant("err", f"payload over {MAX_CALL_PAYLOAD} bytes")
+    body = host.call(method, library or DEFAULT_LIBRARY_ID, raw)
+    if body is None:
+        return wc.Variant("err", host.host_error or host.store_error or f"call {method} failed")
+    return wc.Variant("ok", body.decode())
+
+
+_FUNCS: dict[str, Callable[..., Any]] = {
+    "log": _log,
+    "report-progress": _report_progress,
+    "add-warning": _add_warning,
+    "increment-items": _increment_items,
+    "increment-bytes": _increment_bytes,
+    "call": _call,
+}
+
+
+def _error_pointer(exc: BaseException) -> int:
+    err = wasmtime.WasmtimeError(f"wasmjob host abort: {exc}")
+    return ctypes.cast(err._consume(), ctypes.c_void_p).value or 0
+
+
+@ffi.wasmtime_component_func_callback_t  # type: ignore[misc]
+def _check_interrupt(env: Any, context: Any, ty: Any, args: Any, nargs: int, results: Any, nresults: int) -> int:
+    host = current()
+    if host is None:
+        return _error_pointer(HostAbort("host function called outside a run"))
+    host.host_calls += 1
+    try:
+        set_u32(results, host.check_interrupt())
+    except BaseException as exc:
+        if host.abort is None:
+            host.abort = exc
+        return _error_pointer(exc)
+    return 0
+
+
+@ffi.wasmtime_component_func_callback_t  # type: ignore[misc]
+def _checkpoint(env: Any, context: Any, ty: Any, args: Any, nargs: int, results: Any, nresults: int) -> int:
+    host = current()
+    if host is None:
+        return _error_pointer(HostAbort("host function called outside a run"))
+    host.host_calls += 1
+    try:
+        size = args[0].of.list.size
+        set_u32(results, 1 if host.checkpoint_refused(size) else host.checkpoint(list_bytes(args[0])))
+    except BaseException as exc:
+        if host.abort is None:
+            host.abort = exc
+        return _error_pointer(exc)
+    return 0
+
+
+def _add_raw(instance: wc.LinkerInstance, name: str, callback: Any) -> None:
+    name_bytes = name.encode()
+    err = ffi.wasmtime_component_linker_instance_add_func(
+        instance.ptr(), ctypes.create_string_buffer(name_bytes), len(name_bytes), callback, None, _NO_FINALIZER
+    )
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(err)
+    _KEEP_ALIVE.append(callback)
+
+
+def make_component_linker(engine: wasmtime.Engine) -> wc.Linker:
+    """A Linker with WASI p2 (what a store's WasiConfig grants) and the wasmjob host interface."""
+    linker = wc.Linker(engine)
+    linker.add_wasip2()
+    with linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
+        _add_raw(host, "check-interrupt", _check_interrupt)
+        _add_raw(host, "checkpoint", _checkpoint)
+        for name, fn in _FUNCS.items():
+            host.add_func(name, _guarded(fn))
+    return linker
