@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
-from wasmtime._func import maybe_raise_last_exn
 
 from .abi import LogLevel
 from .errors import (
@@ -33,6 +31,7 @@ from .errors import (
 )
 from .job import InterruptFlag, InterruptReason, Limits
 from .store.base import CheckpointStore, LogLine, ProgressUpdate
+from .wasmtime_internals import call_i32, memory_span
 
 if TYPE_CHECKING:
     from .ops import OpContext, Operations
@@ -49,47 +48,7 @@ _MASK32 = 0xFFFFFFFF
 _current = threading.local()
 
 
-def _address_returning(name: str) -> Any:
-    """Our own handle on a wasmtime C function returning a pointer, typed to give a plain int.
-
-    wasmtime-py's binding returns ``POINTER(c_uint8)``, and the ``ctypes.cast`` to an
-    address cost more than the call itself on every host call that touches memory.
-    ``dll[name]`` is a fresh function object, so wasmtime-py's own stays as it was.
-    """
-    fn = ffi.dll[name]
-    fn.restype = ctypes.c_void_p
-    fn.argtypes = [ctypes.POINTER(ffi.wasmtime_context_t), ctypes.POINTER(ffi.wasmtime_memory_t)]
-    return fn
-
-
-_memory_data = _address_returning("wasmtime_memory_data")
 _NO_MEMORY = memoryview(b"")
-
-
-def call_i32(store: wasmtime.Store, func: wasmtime.Func, *args: int) -> int:
-    """Call an export whose signature the ABI check fixed (i32 parameters, one i32 result).
-
-    ``Func.__call__`` looks the function's type up and converts every value through
-    ``Val`` on each call (about 25 µs); wasmtime's unchecked call takes the raw values
-    (about 2 µs). Only for signatures validated at load time (``abi.check_module``,
-    ``abi.check_job_export``): an unchecked call with the wrong types is undefined.
-    Errors and traps are raised exactly as ``Func.__call__`` raises them.
-    """
-    raw = (ffi.wasmtime_val_raw_t * max(len(args), 1))()
-    for i, value in enumerate(args):
-        raw[i].i32 = value
-    trap = ctypes.POINTER(ffi.wasm_trap_t)()
-    error = ffi.wasmtime_func_call_unchecked(
-        store._context(), ctypes.byref(func._func), raw, len(raw), ctypes.byref(trap)
-    )
-    if error:
-        maybe_raise_last_exn()
-        raise wasmtime.WasmtimeError._from_ptr(error)
-    if trap:
-        exc = wasmtime.Trap._from_ptr(trap)
-        maybe_raise_last_exn()
-        raise exc
-    return int(raw[0].i32)
 
 
 def current() -> HostState | None:
@@ -194,10 +153,7 @@ class HostState:
     def _base_and_size(self) -> tuple[int, int]:
         if self._memory is None or self._wasm_store is None:
             raise HostAbort("host function called before the instance's memory exists", job_id=self.job_id)
-        ctx = self._wasm_store._context()
-        raw = ctypes.byref(self._memory._memory)
-        base = _memory_data(ctx, raw) or 0
-        size = ffi.wasmtime_memory_data_size(ctx, raw)
+        base, size = memory_span(self._wasm_store, self._memory)
         self._mem_base = base
         self._mem_size = size
         self._view = memoryview((ctypes.c_ubyte * size).from_address(base)) if base and size else _NO_MEMORY
@@ -247,7 +203,7 @@ class HostState:
         """Linear memory never shrinks, so its size now is its peak."""
         if self._memory is None or self._wasm_store is None:
             return 0
-        return int(ffi.wasmtime_memory_data_size(self._wasm_store._context(), ctypes.byref(self._memory._memory)))
+        return int(self._memory.data_len(self._wasm_store))
 
     def write_at(self, ptr: int, data: bytes) -> None:
         """Copy ``data`` into guest memory at ``ptr`` after a bounds check (host-owned ranges only)."""

@@ -6,71 +6,43 @@ same :class:`~wasmjob.host.HostState` methods with wasmtime's *unchecked* C API,
 reading and writing the raw value array directly. Both paths are
 store-independent, so one Linker (and one InstancePre per module) serves every
 run in the process; tests run the ABI through both and expect the same results.
+Everything private of wasmtime it needs goes through ``wasmtime_internals``.
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
 
+from . import wasmtime_internals as internals
 from .abi import IMPORT_MODULE, IMPORTS, functype
 from .errors import HostAbort
 from .host import HostState, current
 
-_KEEP_ALIVE: list[Any] = []
-_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
-
-
-def _trap_pointer(message: str) -> int:
-    trap = wasmtime.Trap(message)
-    return ctypes.cast(trap._consume(), ctypes.c_void_p).value or 0
-
 
 def _no_run_trap() -> int:
-    return _trap_pointer("wasmjob: host function called outside a run")
+    return internals.trap_pointer("wasmjob: host function called outside a run")
 
 
 def _fail(host: HostState, exc: BaseException) -> int:
     if host.abort is None:
         host.abort = exc
-    return _trap_pointer(f"wasmjob host abort: {exc}")
+    return internals.trap_pointer(f"wasmjob host abort: {exc}")
 
 
-_SLOT = ctypes.sizeof(ffi.wasmtime_val_raw_t)
-
-
-def _slots(*fields: tuple[str, Any]) -> type[ctypes.Structure]:
-    """A struct laying named scalars over consecutive ``wasmtime_val_raw_t`` slots.
-
-    Indexing ``POINTER(wasmtime_val_raw_t)`` builds a union object per argument
-    (about 0.25 µs each); one struct read through its pointer reads them all as fields.
-    """
-    layout: list[tuple[str, Any]] = []
-    for i, (name, kind) in enumerate(fields):
-        layout += [(name, kind), (f"_pad{i}", ctypes.c_uint8 * (_SLOT - ctypes.sizeof(kind)))]
-    return type("Slots", (ctypes.Structure,), {"_fields_": layout})
-
-
-_ProgressArgs = _slots(
-    ("job", ctypes.c_int32), ("progress", ctypes.c_float), ("msg_ptr", ctypes.c_int32), ("msg_len", ctypes.c_int32)
-)
-_InterruptArgs = _slots(("value", ctypes.c_int32))
-
-
-def _callback_type(args: type[ctypes.Structure]) -> Any:
-    """The unchecked callback's C type with the value array typed as ``args`` and the
-    env and caller as plain addresses (cheaper than building pointer objects)."""
-    return ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(args), ctypes.c_size_t)
-
-
-_CALLBACK_TYPES = {
-    "job_check_interrupt": _callback_type(_InterruptArgs),
-    "job_report_progress": _callback_type(_ProgressArgs),
-}
+@cache
+def _arg_structs() -> dict[str, type[ctypes.Structure]]:
+    """The hot imports' arguments as one struct over the raw value slots (made on first use)."""
+    return {
+        "job_check_interrupt": internals.slot_struct(("value", ctypes.c_int32)),
+        "job_report_progress": internals.slot_struct(
+            ("job", ctypes.c_int32), ("progress", ctypes.c_float), ("msg_ptr", ctypes.c_int32), ("msg_len", ctypes.c_int32)
+        ),
+    }
 
 
 def _unchecked(name: str) -> Callable[..., int]:
@@ -132,27 +104,9 @@ def _unchecked(name: str) -> Callable[..., int]:
 
 def define_fast(linker: wasmtime.Linker) -> None:
     """Define every import with wasmtime's unchecked function API."""
-    module_bytes = IMPORT_MODULE.encode()
+    structs = _arg_structs()
     for name, sig in IMPORTS.items():
-        typed = _CALLBACK_TYPES.get(name)
-        own = (typed or ffi.wasmtime_func_unchecked_callback_t)(_unchecked(name))
-        cb = ctypes.cast(own, ffi.wasmtime_func_unchecked_callback_t) if typed else own
-        ty = functype(sig)
-        name_bytes = name.encode()
-        err = ffi.wasmtime_linker_define_func_unchecked(
-            linker.ptr(),
-            ctypes.create_string_buffer(module_bytes),
-            len(module_bytes),
-            ctypes.create_string_buffer(name_bytes),
-            len(name_bytes),
-            ty.ptr(),
-            cb,
-            None,
-            _NO_FINALIZER,
-        )
-        if err:
-            raise wasmtime.WasmtimeError._from_ptr(err)
-        _KEEP_ALIVE.append((own, cb, ty))
+        internals.define_unchecked(linker, IMPORT_MODULE, name, functype(sig), _unchecked(name), structs.get(name))
 
 
 def _plain(name: str) -> Callable[..., Any]:
@@ -180,9 +134,10 @@ def define_plain(linker: wasmtime.Linker) -> None:
 
 
 def make_linker(engine: wasmtime.Engine, *, fast: bool = True, wasi: bool = False) -> wasmtime.Linker:
-    """A Linker with the ABI imports (and WASI only when asked for)."""
+    """A Linker with the ABI imports (and WASI only when asked for); ``fast`` only where
+    this wasmtime is one the fast path was written for (``wasmtime_internals``)."""
     linker = wasmtime.Linker(engine)
-    (define_fast if fast else define_plain)(linker)
+    (define_fast if fast and internals.fast() else define_plain)(linker)
     if wasi:
         linker.define_wasi()
     return linker

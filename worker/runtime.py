@@ -28,7 +28,7 @@ from .compiler import CompileLimits, compile_serialized
 from .encoding import decode, encode
 from .engine import EngineSettings, EpochTicker, make_engine
 from .errors import ModuleError, StoreUnavailable, UnknownJob, WasmJobError
-from .host import HostState, call_i32
+from .host import HostState
 from .job import MiB, InterruptFlag, JobSpec, Limits, Outcome, Status, Usage
 from .linking import make_linker
 from .manifest import Manifest
@@ -39,6 +39,7 @@ from .snapshot.instrument import InstrumentCache
 from .snapshot.storage import SnapshotStore
 from .store.base import CheckpointStore
 from .traps import explain
+from .wasmtime_internals import call_i32
 
 UNMETERED_FUEL = 2**62
 

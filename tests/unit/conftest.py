@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from wasmjob import wasmtime_internals
 from wasmjob.job import InterruptFlag, InterruptReason, JobSpec, Limits, Outcome
 from wasmjob.manifest import Manifest
 from wasmjob.runtime import Runtime, RuntimeConfig
@@ -20,12 +21,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.unit)
 
 
-@pytest.fixture(scope="module", params=["fast", "plain"])
+@pytest.fixture(scope="module", params=["fast", "plain", "fallback"])
 def runtime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    """A Runtime on each host-call path: both must behave the same."""
-    rt = Runtime(RuntimeConfig(cache_dir=tmp_path_factory.mktemp("cache"), fast_host_calls=request.param == "fast"))
-    yield rt
-    rt.close()
+    """A Runtime on each host-call path: all must behave the same.
+
+    ``fallback`` asks for the fast path on a wasmtime the fast path was not written for
+    (the version check is forced to fail): every host call then takes the public API.
+    """
+    if request.param == "fallback":
+        assert not wasmtime_internals.select("51.0.0")
+    try:
+        rt = Runtime(RuntimeConfig(cache_dir=tmp_path_factory.mktemp("cache"), fast_host_calls=request.param != "plain"))
+        yield rt
+        rt.close()
+    finally:
+        wasmtime_internals.select()
 
 
 @pytest.fixture(scope="module")

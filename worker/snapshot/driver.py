@@ -24,7 +24,7 @@ import wasmtime
 
 from ..abi import ReturnCode
 from ..errors import CheckpointTooLarge, LeaseLost, SnapshotError, StoreUnavailable, WasmJobError
-from ..host import call_i32
+from ..wasmtime_internals import call_i32
 from ..job import InterruptReason
 from .globals_export import GLOBAL_EXPORT_PREFIX
 from .image import Image
