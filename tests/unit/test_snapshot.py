@@ -284,3 +284,79 @@ def test_resumed_runs_store_deltas_on_the_full_snapshot_they_restored(rt: Runtim
     assert out.status is Status.COMPLETED, out.reason
     assert out.result == expected and expected["count"] == 283_146
     assert runs > 5 and deltas_only >= runs // 2
+
+
+HEAP_JOB = """
+    (i32.store (i32.const 2048) (global.get $heap))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const 50)))
+      (drop (call $alloc (i32.const 16)))
+      (drop (call $check_interrupt (i32.const 128)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (i32.store8 (i32.const 3000)
+      (i32.add (i32.const 48) (i32.ge_s (i32.sub (global.get $heap) (i32.load (i32.const 2048))) (i32.const 800))))
+    (drop (call $checkpoint (i32.const 128) (i32.const 3000) (i32.const 1)))
+    (i32.const 0)"""
+
+
+def _snapshot_manifest(name: str) -> Manifest:
+    return dataclasses.replace(Manifest.default(name), durability="snapshot")
+
+
+def test_a_guest_global_other_than_the_stack_pointer_is_restored(rt: Runtime, store: LocalStore) -> None:
+    """The module's allocator keeps its heap top in a mutable global: paused after every allocation
+    and resumed in fresh instances, the job still sees all 50 allocations (result 1, not 0)."""
+    from .wat import wat_module
+
+    ext = rt.load(wat_module(HEAP_JOB), _snapshot_manifest("heap"))
+    spec = JobSpec("main")
+    for runs in range(1, 200):
+        flag = InterruptFlag()
+        flag.request(InterruptReason.PAUSE)
+        out = _run(rt, ext, store, spec, flag)
+        if out.status is not Status.INTERRUPTED:
+            break
+    assert out.status is Status.COMPLETED, out.reason
+    assert runs > 40 and out.result == 1
+
+
+def test_a_job_that_never_reaches_a_safe_point_cannot_be_paused(rt: Runtime, store: LocalStore) -> None:
+    from .wat import wat_module
+
+    body = """
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const 100000)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (i32.store8 (i32.const 3000) (i32.const 55))
+    (drop (call $checkpoint (i32.const 128) (i32.const 3000) (i32.const 1)))
+    (i32.const 0)"""
+    ext = rt.load(wat_module(body), _snapshot_manifest("noimports"))
+    flag = InterruptFlag()
+    flag.request(InterruptReason.PAUSE)
+    out = _run(rt, ext, store, JobSpec("main"), flag)
+    assert out.status is Status.COMPLETED and out.result == 7
+    assert out.snapshots.taken == 0
+
+
+def test_a_store_outage_skips_periodic_snapshots_and_the_job_goes_on(rt: Runtime, snap_ext: Extension, store: LocalStore) -> None:
+    from wasmjob.errors import StoreUnavailable
+
+    class Flaky:
+        """The local store, except that snapshot writes fail as if the store were down."""
+
+        def __getattr__(self, name: str):
+            return getattr(store, name)
+
+        def save_checkpoint(self, job_id, token, state, update=None):
+            if img.is_snapshot(state):
+                raise StoreUnavailable("store down")
+            store.save_checkpoint(job_id, token, state, update)
+
+    spec = JobSpec("nqueens", {"n": 10})
+    token = store.acquire(spec.job_id, "test", 60)
+    out = rt.run(snap_ext, spec, Flaky(), token, None, snap_ext.manifest.limits.merged(snapshot_seconds=1e-9))
+    assert out.status is Status.COMPLETED, out.reason
+    assert out.result == {"n": 10, "solutions": SOLUTIONS[10]}
+    assert any("snapshot not saved: store down" in w for w in out.warnings)

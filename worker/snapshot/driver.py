@@ -76,7 +76,6 @@ class Unwinder:
         self.pending: str | None = None
         self.started = time.monotonic()
         self.next_snapshot = self.started + every if every else math.inf
-        self.failed_saves = 0
 
     @staticmethod
     def _func(exports: Mapping[str, object], name: str) -> wasmtime.Func:
@@ -160,11 +159,11 @@ class Unwinder:
                 return code
             call_i32(self.store, self._stop_unwind)
             reason, self.pending = self.pending, None
-            saved = self._save(self.capture(export, args, reason or PERIODIC))
+            self._save(self.capture(export, args, reason or PERIODIC))
             if reason != PERIODIC or self.host.lease_lost:
                 return int(ReturnCode.INTERRUPTED)
-            if saved:
-                self.next_snapshot = time.monotonic() + (self.every or math.inf)
+            # after a failed save too: the next try waits a period rather than hammering the store
+            self.next_snapshot = time.monotonic() + (self.every or math.inf)
             rewind = True
 
     def capture(self, export: str, args: tuple[int, ...], reason: str) -> Image:
@@ -179,25 +178,23 @@ class Unwinder:
             reason=reason,
         )
 
-    def _save(self, image: Image) -> bool:
+    def _save(self, image: Image) -> None:
         host = self.host
         if self.snapshots is None or host.lease_lost:
-            return False
+            return
         try:
             self.snapshots.save(image, host.take_pending())
         except LeaseLost:
             host.snapshot_failed("lease lost")
             host.lose_lease()
-            return False
+            return
         except CheckpointTooLarge as exc:  # every later snapshot would be refused too: stop here
             host.snapshot_failed(exc.reason)
             raise SnapshotError(exc.reason, job_id=host.job_id) from exc
         except (StoreUnavailable, WasmJobError) as exc:  # the job goes on; the next snapshot may succeed
             host.snapshot_failed(exc.reason)
-            self.failed_saves += 1
-            return False
+            return
         host.snapshot_saved()
-        return True
 
     def restore(self, image: Image) -> None:
         """Put ``image`` into this (fresh, initialised) instance: memory, globals, buffer."""

@@ -31,10 +31,13 @@ def execute(
         raise ModuleError(f"the module does not export {export!r}")
     unwinder = Unwinder(host, store, instance, snapshots, every)
     host.unwinder = unwinder
-    if image is None:
-        assert args is not None
-        return unwinder.execute(func, export, args)
-    if image.export != export:
-        raise SnapshotError(f"the snapshot was taken in export {image.export!r}, not {export!r}", job_id=host.job_id)
-    unwinder.restore(image)
-    return unwinder.execute(func, export, image.args, rewind=True)
+    try:
+        if image is None:
+            assert args is not None
+            return unwinder.execute(func, export, args)
+        if image.export != export:
+            raise SnapshotError(f"the snapshot was taken in export {image.export!r}, not {export!r}", job_id=host.job_id)
+        unwinder.restore(image)
+        return unwinder.execute(func, export, image.args, rewind=True)
+    finally:
+        host.unwinder = None  # plugin_cleanup runs as in checkpoint mode: nothing unwinds it
