@@ -1,6 +1,8 @@
 """``python -m demo``: a wasmjob fleet on this machine, a worker killed mid-job, and nothing lost.
 
-1. Uses the Redis at ``WASMJOB_REDIS_URL`` if one answers, else starts a private
+1. Uses the Redis at ``WASMJOB_REDIS_URL`` if one answers (and says so), under its own
+   key prefix and queue, and removes every key it made there at the end (its jobs'
+   records and Celery's queue, bindings and task results); else starts a private
    ``redis-server`` on a free port in a temp dir (AOF on).
 2. Starts two workers (``celery -A wasmjob.fleet.app worker``), registers the
    counter extension, and submits two counter jobs with live progress bars.
@@ -69,6 +71,7 @@ class Demo:
         self.workers: dict[str, Any] = {}
         self.client: Any = None
         self.env: dict[str, str] = {}
+        self.job_ids: list[str] = []
 
     # set-up and clean-up -------------------------------------------------------------
 
@@ -78,7 +81,8 @@ class Demo:
 
         url = os.environ.get("WASMJOB_REDIS_URL") or DEFAULT_REDIS_URL
         if redis_reachable(url):
-            console.print(f"Redis: using the one at {_redact(url)}")
+            shared = "" if self.fleet_mode else "; the demo keeps to its own key prefix and queue there and removes them at the end"
+            console.print(f"Redis: using the one already running at {_redact(url)} (WASMJOB_REDIS_URL){shared}")
         elif self.fleet_mode:
             raise WasmJobError(f"no Redis answers at {_redact(url)}; start the fleet first (docker compose up -d)")
         else:
@@ -119,12 +123,7 @@ class Demo:
     def _forget_demo_keys(self) -> None:
         if self.redis is not None:
             return  # a private Redis goes away with its temp dir
-        redis, prefix = self.client.fleet.client, self.env["WASMJOB_PREFIX"]
-        try:
-            for key in redis.scan_iter(f"{prefix}:*", count=500):
-                redis.delete(key)
-        except Exception:
-            pass
+        forget_keys(self.client.fleet.client, self.env["WASMJOB_PREFIX"], self.env["WASMJOB_QUEUE"], self.job_ids)
 
     # the story ---------------------------------------------------------------------
 
@@ -133,8 +132,10 @@ class Demo:
         console.print(f"Registered [bold]{ref}[/] ({ref.digest[:19]}…, jobs: {', '.join(ref.jobs)})\n")
         targets = {"A": target, "B": target}
         jobs = {"A": self.client.submit("counter", "counter", {"target": targets["A"]})}
+        self.job_ids.append(jobs["A"].id)
         self._wait_until(jobs["A"], lambda r: r.status == "running")
         jobs["B"] = self.client.submit("counter", "counter", {"target": targets["B"]})
+        self.job_ids.append(jobs["B"].id)
         facts: dict[str, Any] = {}
         with Progress(
             TextColumn("job {task.fields[label]}"),
@@ -165,9 +166,10 @@ class Demo:
         raise WasmJobError(f"job {job.id} stuck in {job.record().status}")
 
     def _summary(self, jobs: dict[str, Any], targets: dict[str, int], facts: dict[str, Any]) -> int:
-        table = Table(title="wasmjob demo: summary")
-        for column in ("job", "status", "result correct", "attempts", "ran on", "checkpoints", "fuel", "wall s"):
-            table.add_column(column)
+        # Fits 80 columns: short headers, no borders, cells cut with an ellipsis rather than wrapped.
+        table = Table(title="wasmjob demo: summary", box=None, header_style="bold")
+        for column in ("job", "status", "correct", "tries", "ran on", "ckpts", "fuel", "wall s"):
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
         all_ok = True
         for key, job in jobs.items():
             rec = job.record()
@@ -263,6 +265,29 @@ class Story:
             self.jobs["B"].resume()
             self.say("[green]▶ resume job B[/] from its checkpoint, on any worker")
             self.pause_stage = "done"
+
+
+def forget_keys(redis: Any, prefix: str, queue: str, job_ids: list[str]) -> int:
+    """Delete what a demo run left in a shared Redis: every key under its prefix, Celery's
+    queue (with its priority lists) and binding for its queue, and its tasks' results
+    (``celery-task-meta-<job>`` and ``<job>.<dispatch>``). Celery's remote-control binding
+    (``celery.pidbox``) stays: every worker on that database shares it. Returns how many keys went."""
+    patterns = [f"{prefix}:*", queue, f"{queue}\x06\x16*", f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+    patterns += [f"celery-task-meta-{job_id}*" for job_id in job_ids]
+    gone = 0
+    try:
+        for pattern in patterns:
+            keys = list(redis.scan_iter(pattern, count=500))
+            if keys:
+                gone += redis.delete(*keys)
+        # kombu's shared index of binding deadlines: only this queue's entries go.
+        deadlines = "_kombu.binding_deadlines"
+        ours = [m for m in redis.zrange(deadlines, 0, -1) if queue.encode() in m]
+        if ours:
+            redis.zrem(deadlines, *ours)
+    except Exception as exc:  # the demo's outcome stands; say what could not be cleaned
+        console.print(f"[yellow]could not remove the demo's keys ({exc}); they all start with {prefix} or {queue}[/]")
+    return gone
 
 
 def _redact(url: str) -> str:
