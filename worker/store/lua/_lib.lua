@@ -51,22 +51,28 @@ local function event(events_key, now, kind, fields)
   fields = fields or {}
   fields['ts'] = now / 1000
   fields['event'] = kind
-  redis.call('RPUSH', events_key, cjson.encode(fields))
-  redis.call('LTRIM', events_key, -200, -1)
+  if redis.call('RPUSH', events_key, cjson.encode(fields)) > 200 then redis.call('LTRIM', events_key, -200, -1) end
 end
 
 -- A finished job expires whole: its record and the keys in `others` (state, logs, warnings, events, a
 -- result kept apart) all at the same instant, after the job's own retain_ms (from its limits) or the
 -- operator's default, never past the operator's maximum; the expiring index tells the sweep when to
 -- prune the job from the jobs index. Call it last: a key written after it would outlive the rest.
-local function retire(job_key, others, expiring_key, job_id, now, default_ms, max_ms)
-  local ms = tonumber(redis.call('HGET', job_key, 'retain_ms') or '') or default_ms
+-- `retain` is the record's retain_ms when the caller read it already (false: the job has none).
+local function retire(job_key, others, expiring_key, job_id, now, default_ms, max_ms, retain)
+  if retain == nil then retain = redis.call('HGET', job_key, 'retain_ms') end
+  local ms = tonumber(retain or '') or default_ms
   ms = math.max(1000, math.min(ms, max_ms))
   local at = now + ms
   redis.call('HSET', job_key, 'expires_at', at)
   redis.call('PEXPIREAT', job_key, at)
   for _, key in ipairs(others) do redis.call('PEXPIREAT', key, at) end
   redis.call('ZADD', expiring_key, at, job_id)
+end
+
+-- A hash field read by HMGET (false when missing) as a number.
+local function num(value)
+  return tonumber(value or '0') or 0
 end
 
 local function hget_num(key, field)
