@@ -433,9 +433,11 @@ def cmd_extensions_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("id", "version", "jobs", "digest", "size", "added")
+    table = Table("id", "version", "jobs", "durability", "digest", "size", "added")
     for ref in refs:
-        table.add_row(ref.id, ref.version, ", ".join(ref.jobs), ref.digest, f"{ref.size:,}", when(ref.added_at))
+        table.add_row(
+            ref.id, ref.version, ", ".join(ref.jobs), ref.durability, ref.digest, f"{ref.size:,}", when(ref.added_at)
+        )
     Console().print(table)
     return 0
 

@@ -42,6 +42,7 @@ class ExtensionRef:
     added_at: float | None = None
     concurrent_jobs: int = 0
     publisher: str = ""
+    durability: str = "checkpoint"
 
     def __str__(self) -> str:
         return f"{self.id}@{self.version}"
@@ -61,6 +62,7 @@ class ExtensionRef:
             "added_at": self.added_at,
             "concurrent_jobs": self.concurrent_jobs,
             "publisher": key_id(self.publisher) if self.publisher else None,
+            "durability": self.durability,
         }
 
 
@@ -242,6 +244,7 @@ class Registry:
             added_at=int(h["added_at"]) / 1000 if h.get("added_at") else None,
             concurrent_jobs=int(manifest.get("permissions", {}).get("rate_limits", {}).get("concurrent_jobs", 0)),
             publisher=h.get("publisher", ""),
+            durability=manifest.get("wasmjob", {}).get("durability", "checkpoint"),
         )
 
     def manifest(self, ext_id: str, version: str) -> Manifest:

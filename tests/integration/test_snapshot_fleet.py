@@ -57,6 +57,7 @@ def _wait(job, predicate, what: str, timeout: float = 30.0):
 
 def test_the_registry_keeps_the_instrumented_module_beside_the_original(_fleet, nqueens) -> None:
     registry = _fleet.client.fleet.registry
+    assert nqueens.durability == "snapshot" and registry.resolve("nqueens").as_dict()["durability"] == "snapshot"
     code = registry.instrumented(nqueens.digest)
     assert code is not None and b"asyncify_start_unwind" in code
     assert registry.fetch(nqueens.digest) == (ROOT / "extensions" / "nqueens" / "nqueens.wasm").read_bytes()
