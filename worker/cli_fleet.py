@@ -393,14 +393,13 @@ def cmd_usage(args: argparse.Namespace) -> int:
             print(json.dumps(row.__dict__))
         return 0
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(
-        "extension", "tenant", "runs", "fuel", "wall s", "cpu s", "completed", "failed", "cancelled", "abandoned"
-    )
+    # Tenants are cut to 8 characters (the nil tenant shows as "-"); --json has them whole.
+    table = _table("EXTENSION", "TENANT", "RUNS", "FUEL", "WALL S", "CPU S", "DONE", "FAILED", "CANCELLED", "LOST")
     for r in rows:
+        tenant = "-" if r.tenant == "00000000-0000-0000-0000-000000000000" else r.tenant[:8]
         table.add_row(
-            r.extension, r.tenant, str(r.runs), f"{r.fuel:,}", f"{r.wall_seconds:.2f}", f"{r.cpu_seconds:.2f}",
+            r.extension, tenant, str(r.runs), f"{r.fuel:,}", f"{r.wall_seconds:.1f}", f"{r.cpu_seconds:.1f}",
             str(r.completed), str(r.failed), str(r.cancelled), str(r.abandoned),
         )
     Console().print(table)
@@ -431,12 +430,11 @@ def cmd_extensions_list(args: argparse.Namespace) -> int:
             print(json.dumps(ref.as_dict()))
         return 0
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table("id", "version", "jobs", "durability", "digest", "size", "added")
+    table = _table("ID", "VERSION", "JOBS", "DURABILITY", ("DIGEST", 19), "SIZE", ("AGE", 4))
     for ref in refs:
         table.add_row(
-            ref.id, ref.version, ", ".join(ref.jobs), ref.durability, ref.digest, f"{ref.size:,}", when(ref.added_at)
+            ref.id, ref.version, ", ".join(ref.jobs), ref.durability, ref.digest[:19], f"{ref.size:,}", age(ref.added_at)
         )
     Console().print(table)
     return 0

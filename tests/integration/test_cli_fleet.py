@@ -101,6 +101,12 @@ def test_list_fits_80_columns_with_ids_that_commands_accept(fleet) -> None:
     job = fleet.client.submit("cliticker", "tick", ticker_params(5))
     job.wait(30)
     env_80 = {"COLUMNS": "80"}
+    for command in (["usage"], ["extensions", "list"]):
+        other = subprocess.run(
+            [sys.executable, "-m", "wasmjob.cli", *command],
+            capture_output=True, text=True, env={**os.environ, **fleet.env, **env_80}, check=True,
+        ).stdout
+        assert other and all(len(line) <= 80 for line in other.splitlines()), other
     out = subprocess.run(
         [sys.executable, "-m", "wasmjob.cli", "list", "--limit", "5"],
         capture_output=True, text=True, env={**os.environ, **fleet.env, **env_80}, check=True,
