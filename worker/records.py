@@ -544,6 +544,7 @@ class Records:
         return {
             "state": k.state(job_id), "logs_key": k.logs(job_id), "warnings_key": k.warnings(job_id),
             "result_key": k.result(job_id), "expiring": k.expiring,
+            "snapshot_a": k.snapshot_base(job_id, "a"), "snapshot_b": k.snapshot_base(job_id, "b"),
         }
 
     def _retire(self, pipe: Any, job_id: str, now: int, retain_ms: int | None) -> None:

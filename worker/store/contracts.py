@@ -187,6 +187,8 @@ class Finish(Contract):
     warnings_key: Key
     result_key: Key
     expiring: Key
+    snapshot_a: Key  # snapshot mode's full snapshots expire with the state
+    snapshot_b: Key
     token: int
     kind: str  # 'completed' | 'failed' | 'interrupted' | 'retry'
     result: str  # JSON, '' when there is none
@@ -220,6 +222,8 @@ class Recover(Contract):
     warnings_key: Key
     result_key: Key
     expiring: Key
+    snapshot_a: Key  # snapshot mode's full snapshots expire with the state
+    snapshot_b: Key
     max_stalls: int
     job_id: str
     retain_ms: int
@@ -248,6 +252,8 @@ class Control(Contract):
     warnings_key: Key
     result_key: Key
     expiring: Key
+    snapshot_a: Key  # snapshot mode's full snapshots expire with the state
+    snapshot_b: Key
     action: str  # 'pause' | 'resume' | 'cancel'
     job_id: str
     grace_ms: int

@@ -5,7 +5,7 @@
 -- with one HSET (and one HDEL).
 -- Returns {status, dispatch, woken_job_id or ''}
 local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'ext_waiting', 'events', 'usage',
-  'usage_index', 'state', 'logs_key', 'warnings_key', 'result_key', 'expiring')
+  'usage_index', 'state', 'logs_key', 'warnings_key', 'result_key', 'expiring', 'snapshot_a', 'snapshot_b')
 local A = args()
 local job, token, kind, job_id = K.job, A.token, A.kind, A.job_id
 if not holds(job, K.lease, token) then return lease_lost(token) end
@@ -95,7 +95,8 @@ else
   redis.call('HDEL', job, unpack(gone))
   redis.call('HINCRBY', K.usage, status, 1)
   event(K.events, now, status, {worker = worker, error = (status == 'failed') and err or nil})
-  retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key}, K.expiring, job_id, now,
+  retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key, K.snapshot_a, K.snapshot_b},
+    K.expiring, job_id, now,
     A.retain_ms, A.max_retain_ms, f[11])
 end
 -- a slot of this extension is free now: wake the longest-waiting job

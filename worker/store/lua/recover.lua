@@ -3,7 +3,7 @@
 -- Its concurrency slot is free now, so the longest-waiting job of its extension is woken.
 -- Returns {status, dispatch, woken_job_id or ''} or 0 when there is nothing to recover.
 local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'ext_waiting', 'events', 'state',
-  'logs_key', 'warnings_key', 'result_key', 'expiring')
+  'logs_key', 'warnings_key', 'result_key', 'expiring', 'snapshot_a', 'snapshot_b')
 local A = args()
 local job, job_id = K.job, A.job_id
 if redis.call('EXISTS', K.lease) == 1 then return 0 end
@@ -47,7 +47,8 @@ else
 end
 event(K.events, now, 'lost', {worker = worker, next = status, from_checkpoint = checkpoints})
 if status == 'failed' or status == 'cancelled' then
-  retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key}, K.expiring, job_id, now,
+  retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key, K.snapshot_a, K.snapshot_b},
+    K.expiring, job_id, now,
     A.retain_ms, A.max_retain_ms)
 end
 local woken = ''
