@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LEASE_TTL = 2.0
 SWEEP_INTERVAL = 0.5
 PASSWORD = "test-pass-1"
+KV_QUOTA = 4 * 1024 * 1024
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -111,6 +112,7 @@ def fleet_env(redis_server: Any) -> dict[str, str]:
         "WASMJOB_REDIS_URL": redis_server.url,
         "WASMJOB_LEASE_TTL": str(LEASE_TTL),
         "WASMJOB_SWEEP_INTERVAL": str(SWEEP_INTERVAL),
+        "WASMJOB_MAX_KV_BYTES": str(KV_QUOTA),  # small, so the KV flood test fills it quickly
         "WASMJOB_CACHE_DIR": str(redis_server.data_dir.parent / "module-cache"),
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }

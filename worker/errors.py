@@ -74,6 +74,10 @@ class CheckpointTooLarge(StoreError):
     """A checkpoint is larger than the job's maximum checkpoint size."""
 
 
+class QuotaExceeded(StoreError):
+    """A write would take a tenant's share of Redis past the operator's quota or headroom."""
+
+
 class CallDenied(WasmJobError):
     """A ``spacedrive_call`` was refused: method or library not permitted."""
 

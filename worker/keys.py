@@ -41,6 +41,7 @@ Usage, key-value, fleet
   {p}:usage                    set     "<extension id>|<tenant>" pairs with usage
   {p}:usage:{ext}|{tenant}     hash    runs, fuel, wall_seconds, completed, failed, cancelled, abandoned
   {p}:kv:{namespace}           hash    an extension's key-value pairs; namespace = "<tenant>:<extension>"
+  {p}:kvusage:{namespace}      hash    bytes, keys: what that scope holds, against the operator's quota
   {p}:sweep:lock               string  held by the worker running the recovery sweep
   {p}:worker:{name}:stopping   string  set while a worker shuts down: its jobs checkpoint and move
 """
@@ -155,6 +156,9 @@ class Keys:
 
     def kv(self, namespace: str) -> str:
         return f"{self.prefix}:kv:{namespace}"
+
+    def kv_usage(self, namespace: str) -> str:
+        return f"{self.prefix}:kvusage:{namespace}"
 
     @property
     def sweep_lock(self) -> str:

@@ -74,7 +74,7 @@ class Policy:
     max_functions: int = 50_000
     max_globals: int = 10_000
     max_data_segments: int = 10_000
-    max_table_entries: int = 1_000_000
+    max_table_entries: int = 100_000  # the runtime caps a table at 100,000 elements too
     max_params_bytes: int = 1 * MiB
     max_requests_per_minute: int = 6000
     allow_unlimited_rate: bool = False

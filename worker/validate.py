@@ -130,6 +130,18 @@ def check_ext_id(ext_id: Any, *, what: str = "extension id") -> str:
     return ext_id
 
 
+_EXT_REF = re.compile(r"^(sha256:[0-9a-f]{64}|[A-Za-z0-9][A-Za-z0-9._-]{0,63}(@[0-9A-Za-z.+-]{1,64})?)$")
+
+
+def check_extension_ref(ref: Any, *, job_id: str | None = None) -> str:
+    """How a job names its extension: ``id``, ``id@version`` or ``sha256:<64 hex>``."""
+    if not isinstance(ref, str) or not _EXT_REF.match(ref):
+        raise ConfigError(
+            f"extension {_show(ref)} is not an id, id@version or sha256:<64 hex digits>", job_id=job_id
+        )
+    return ref
+
+
 def is_hex_digest(text: Any) -> bool:
     """True for exactly 64 lowercase hex digits (a SHA-256 without its ``sha256:`` prefix)."""
     return isinstance(text, str) and bool(_HEX_DIGEST.match(text))

@@ -23,7 +23,13 @@ class Fleet:
         self.policy = policy or Policy.from_env()
         self.keys = Keys(settings.prefix)
         self.client = connect(settings.redis_url)
-        self.store = RedisStore(self.client, self.keys, max_checkpoint_bytes=settings.max_checkpoint_bytes)
+        self.store = RedisStore(
+            self.client,
+            self.keys,
+            max_checkpoint_bytes=settings.max_checkpoint_bytes,
+            max_kv_bytes=self.policy.max_kv_bytes,
+            max_kv_keys=self.policy.max_kv_keys,
+        )
         self.scripts = self.store.scripts
         self.records = Records(
             self.client,

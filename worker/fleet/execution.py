@@ -190,8 +190,9 @@ class JobExecution:
             alive=self.proc.parent_alive,
         )
         watcher = InterruptWatcher(self.fleet.records, rec.id, flag, self.worker_name, on_progress=self.on_progress)
+        self.proc.headroom.refresh()  # at most once per interval; the supervisor keeps it fresh
         # the lease is kept from here on: a slow (bounded) compile does not let it expire
-        with self.proc.supervisor.watching(keeper, watcher):
+        with self.proc.supervisor.watching(keeper, watcher, self.proc.headroom):
             try:
                 ext = self.proc.extension(
                     rec.digest, manifest, metered=needs_fuel(limits, billing=self.settings.fuel_billing)

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..job import DEFAULT_LIBRARY_ID
-from ..validate import LIMIT_FIELDS, check_limits, check_params
+from ..validate import LIMIT_FIELDS, check_extension_ref, check_limits, check_params
 
 __all__ = ["TASK_NAME", "TASK_OPTIONS", "LIMIT_KEYS", "JobMessage", "check_limits", "redact", "job_id_of"]
 DEFAULT_MAX_PARAMS_BYTES = 1024 * 1024
@@ -78,6 +78,7 @@ class JobMessage:
         for name in ("extension", "job"):
             if not isinstance(kwargs.get(name), str) or not kwargs[name]:
                 raise ConfigError(f"{name} must be a non-empty string", job_id=job_id)
+        check_extension_ref(kwargs["extension"], job_id=job_id)
         tenant = kwargs.get("tenant")
         if tenant is not None and (not isinstance(tenant, str) or not _is_uuid(tenant)):
             raise ConfigError(f"tenant must be a UUID string or null, got {tenant!r}", job_id=job_id)

@@ -22,6 +22,7 @@ from ..manifest import Manifest
 from ..snapshot.instrument import can_instrument
 from ..store.redis import as_text, translated
 from .context import Fleet
+from .headroom import Headroom
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class WorkerProcess:
         self._refused: dict[str, str] = {}
         self._lock = threading.Lock()
         self.supervisor = Supervisor()
+        self.headroom = Headroom(self.fleet.store, self.fleet.policy.redis_memory_high)
 
     def owner(self, worker_name: str) -> str:
         """A lease owner for one run: worker name, pid and a nonce."""

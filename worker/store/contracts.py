@@ -300,6 +300,17 @@ class Register(Contract):
     registration: str
 
 
+@contract("kv_set")
+class KvSet(Contract):
+    kv: Key
+    usage: Key
+    key: str
+    value: str
+    max_bytes: int  # per (tenant, extension) scope: keys plus values
+    max_keys: int
+
+
 CONTRACTS: tuple[type[Contract], ...] = (
     Acquire, Renew, Release, Checkpoint, Create, Claim, Finish, Recover, Redispatch, Control, OutboxTake, OutboxAck, Register,
+    KvSet,
 )

@@ -10,7 +10,7 @@ Redis errors become :class:`StoreUnavailable` / :class:`LeaseLost` here, at the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from ..errors import (
     NotFound,
     PermissionDenied,
     PublishRefused,
+    QuotaExceeded,
     StoreError,
     StoreUnavailable,
 )
@@ -51,6 +52,7 @@ _SCRIPT_ERRORS: dict[str, type[StoreError] | type[Exception]] = {
     "NOT_FOUND": NotFound,
     "INVALID": InvalidTransition,
     "IMMUTABLE": ManifestError,
+    "QUOTA": QuotaExceeded,
     "NOT_OWNER": PublishRefused,
     "NOT_PUBLISHER": PublishRefused,
 }
@@ -179,11 +181,19 @@ class RedisStore:
         keys: Keys | None = None,
         *,
         max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES,
+        max_kv_bytes: int = 64 * 1024 * 1024,
+        max_kv_keys: int = 10_000,
     ) -> None:
         self.client = client
         self.keys = keys or Keys()
         self.scripts = Scripts(client)
         self.max_checkpoint_bytes = max_checkpoint_bytes
+        self.max_kv_bytes = max_kv_bytes
+        self.max_kv_keys = max_kv_keys
+        # set by a periodic check (fleet/headroom.py), never per call: why writes are refused now;
+        # while it is set, ``recheck`` (when given) may look again before a write is refused
+        self.low_memory: str | None = None
+        self.recheck: Callable[[], None] | None = None
 
     @classmethod
     def from_url(cls, url: str, keys: Keys | None = None, **kwargs: Any) -> RedisStore:
@@ -234,6 +244,7 @@ class RedisStore:
             raise CheckpointTooLarge(
                 f"checkpoint of {len(state)} bytes exceeds the store's {self.max_checkpoint_bytes}", job_id=job_id
             )
+        self._refuse_when_low(job_id)
         self._write(job_id, token, "state", state, update or ProgressUpdate())
 
     def record_progress(self, job_id: str, token: int, update: ProgressUpdate) -> None:
@@ -305,8 +316,21 @@ class RedisStore:
         return None if raw is None else as_text(raw)
 
     def kv_set(self, namespace: str, key: str, value: str) -> None:
-        with translated():
-            self.client.hset(self.keys.kv(namespace), key, value)
+        """Set a key within the scope's quota (bytes and keys), atomically; refused when Redis is low."""
+        self._refuse_when_low()
+        k = self.keys
+        self.scripts(
+            c.KvSet(
+                kv=k.kv(namespace), usage=k.kv_usage(namespace), key=key, value=value,
+                max_bytes=self.max_kv_bytes, max_keys=self.max_kv_keys,
+            )
+        )
+
+    def _refuse_when_low(self, job_id: str | None = None) -> None:
+        if self.low_memory and self.recheck is not None:
+            self.recheck()
+        if self.low_memory:
+            raise QuotaExceeded(self.low_memory, job_id=job_id)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers."""

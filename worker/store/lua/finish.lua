@@ -15,6 +15,10 @@ if f[1] ~= 'running' then return lease_lost(token) end
 local now = now_ms()
 local worker = f[2] or ''
 local fuel, wall, cpu = A.fuel, A.wall_seconds, A.cpu_seconds
+-- Bounded at the edge already; here too, because a HINCRBY that fails would stop this finish:
+-- Lua writes numbers from 1e14 up in exponent form, which HINCRBY refuses.
+if type(fuel) ~= 'number' or fuel ~= fuel or fuel < 0 then fuel = 0 end
+if fuel >= 1e14 then fuel = 99999999999999 end
 local fields = {'updated_at', now, 'control', '',
   'wall_seconds', string.format('%.17g', num(f[9]) + tonumber(wall)),
   'cpu_seconds', string.format('%.17g', num(f[10]) + tonumber(cpu))}
