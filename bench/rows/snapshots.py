@@ -54,12 +54,12 @@ def run(ctx: Context) -> list[Result]:
     return results
 
 
-def _pair(rt: Runtime, name: str, **wasmjob: Any) -> tuple[Extension, Extension]:
+def _pair(rt: Runtime, name: str, metered: bool = True, **wasmjob: Any) -> tuple[Extension, Extension]:
     """The example ``name`` loaded twice: as shipped (checkpoint mode) and in snapshot mode."""
     path = EXTENSIONS / name / f"{name}.wasm"
     manifest = dataclasses.replace(find_manifest(path), **wasmjob)
-    plain = rt.load(path.read_bytes(), dataclasses.replace(manifest, durability="checkpoint"))
-    snap = rt.load(path.read_bytes(), dataclasses.replace(manifest, durability="snapshot"))
+    plain = rt.load(path.read_bytes(), dataclasses.replace(manifest, durability="checkpoint"), metered=metered)
+    snap = rt.load(path.read_bytes(), dataclasses.replace(manifest, durability="snapshot"), metered=metered)
     return plain, snap
 
 
@@ -99,6 +99,9 @@ def _overhead(ctx: Context, key: str, what: str, rt: Runtime, store: RedisStore,
         t0 = time.perf_counter()
         timed_run(snap, plain_limits)
         bare.append(time.perf_counter() - t0)
+    # the same pair on the engine without fuel metering (how the fleet runs jobs without a fuel budget)
+    cpu_plain, cpu_snap = _pair(rt, name, metered=False, **wasmjob)
+    cs, cp = interleaved(lambda: timed_run(cpu_snap, snap_limits), lambda: timed_run(cpu_plain, plain_limits), rounds * 2)
     ratio = median(s) / median(p)
     return Result(
         key, what,
@@ -111,7 +114,8 @@ def _overhead(ctx: Context, key: str, what: str, rt: Runtime, store: RedisStore,
             f"{name} {params}: the asyncify-instrumented module with a snapshot every {every:g} s of run time "
             f"({median([float(t) for t in taken]):.0f} per run, through Redis) vs the module as built; medians of "
             f"{len(s)} interleaved runs each, fuel metering on in both; instrumented without snapshots "
-            f"{fmt_time(median(bare))} ({fmt_ratio(median(bare) / median(p))})"
+            f"{fmt_time(median(bare))} ({fmt_ratio(median(bare) / median(p))}); without fuel metering: "
+            f"{fmt_time(median(cs))} vs {fmt_time(median(cp))} ({fmt_ratio(median(cs) / median(cp))})"
         ),
     )
 
