@@ -450,3 +450,17 @@ def test_scaffold_refuses_bad_names_and_non_empty_directories(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="not an empty directory"):
         scaffold("b", "c", tmp_path / "b")
     assert (tmp_path / "b" / "keep.txt").read_text() == "mine"
+
+
+def test_the_guide_runs_the_scaffold_with_the_scaffolds_own_numbers(tmp_path: Path) -> None:
+    import re
+
+    from wasmjob.scaffold import scaffold
+
+    guide = (ROOT / "extensions" / "README.md").read_text()
+    for lang in ("rust", "c"):
+        readme = (scaffold("numbers", lang, tmp_path / lang) / "README.md").read_text()  # type: ignore[arg-type]
+        local = re.search(r"wasmjob run \S+ count --params '(\{.*?\})'", readme)
+        assert local is not None and f"count --params '{local.group(1)}'" in guide
+        assert "wasmjob test" in readme and "wasmjob test myext" in guide
+    assert "## The C SDK" in guide and "wasmjob_test.h" in guide
