@@ -242,9 +242,12 @@ class Policy:
     # modules -------------------------------------------------------------------------
 
     def check_module(self, wasm: bytes) -> ModuleInfo:
-        """Read ``wasm``'s sections and refuse it (ModuleError naming the rule) when it is too big."""
+        """Read ``wasm``'s sections and refuse it (ModuleRefused naming the rule) when it is too big.
+        A component (Python extensions) is held to the size ceiling only."""
         if len(wasm) > self.max_module_bytes:
             raise ModuleRefused(f"module is {len(wasm)} bytes; the operator allows at most {self.max_module_bytes} bytes")
+        if wasm[:4] == b"\0asm" and wasm[4:8] != b"\x01\0\0\0":
+            return ModuleInfo(size=len(wasm))  # a component: its size is checked, its contents by wasmtime
         try:
             info = inspect(wasm)
         except WasmFormatError as exc:
@@ -264,6 +267,28 @@ class Policy:
                 f"the operator allows at most {self.max_memory_mb} MiB"
             )
         return info
+
+
+def connection_warnings(redis_url: str, cert_reqs: str = "required") -> list[str]:
+    """What is unsafe about how a process reaches Redis: no password beyond loopback, TLS unchecked.
+
+    Redis credentials are the keys to the fleet (docs/security.md): a worker says so when it starts.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(redis_url)
+    if parts.scheme == "unix":
+        return []
+    host = (parts.hostname or "").lower()
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    out = []
+    if not loopback and not parts.password:
+        out.append(f"Redis at {host} is reached without a password: anyone who can reach it controls the fleet")
+    if parts.scheme == "rediss" and cert_reqs != "required":
+        out.append(f"TLS to Redis at {host} does not check certificates (WASMJOB_REDIS_CERT_REQS={cert_reqs})")
+    if parts.scheme == "redis" and not loopback and parts.password:
+        out.append(f"Redis at {host} is reached without TLS: its password and every job travel in clear text")
+    return out
 
 
 def _read_file(path: Path) -> dict[str, Any]:

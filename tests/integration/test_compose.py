@@ -20,10 +20,14 @@ def compose_command() -> list[str]:
     pytest.skip("neither `docker compose` nor `docker-compose` is installed")
 
 
-def config() -> str:
+SECRETS = {"REDIS_PASSWORD": "r3dis-test-secret", "FLOWER_PASSWORD": "fl0wer-test-secret"}
+
+
+def config(secrets: dict[str, str] = SECRETS) -> str:
     result = subprocess.run(
         [*compose_command(), "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp"},
+        capture_output=True, text=True, cwd=ROOT,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", **secrets},
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -66,7 +70,7 @@ def test_docker_compose_config_is_valid_and_has_every_service() -> None:
     assert "5555" in command_of(services["flower"])
     services = subprocess.run(
         [*compose_command(), "-f", str(ROOT / "docker-compose.yml"), "--profile", "demo", "config", "--services"],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", **SECRETS},
     ).stdout.split()
     assert {"redis", "worker", "flower", "demo"} <= set(services)
 
@@ -75,3 +79,21 @@ def test_the_worker_service_can_scale() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     worker = text.split("\n  worker:\n", 1)[1].split("\n  flower:\n", 1)[0]
     assert "container_name" not in worker and "ports" not in worker
+
+
+@pytest.mark.parametrize("missing", ["REDIS_PASSWORD", "FLOWER_PASSWORD"])
+def test_compose_refuses_to_start_without_a_chosen_password(missing: str) -> None:
+    secrets = {k: v for k, v in SECRETS.items() if k != missing}
+    result = subprocess.run(
+        [*compose_command(), "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", **secrets},
+    )
+    assert result.returncode != 0 and missing in result.stderr
+
+
+def test_no_known_password_is_in_the_compose_file_and_flower_is_not_published_beyond_loopback() -> None:
+    text = config()
+    assert "wasmjob@redis" not in text and ":-wasmjob}" not in (ROOT / "docker-compose.yml").read_text()
+    assert SECRETS["REDIS_PASSWORD"] in text and f"admin:{SECRETS['FLOWER_PASSWORD']}" in text
+    flower = "\n".join(services_of(text)["flower"])
+    assert "127.0.0.1" in flower and "maxmemory" in "\n".join(services_of(text)["redis"])

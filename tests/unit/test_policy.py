@@ -187,3 +187,33 @@ def test_modules_over_the_ceilings_are_refused_before_compiling() -> None:
     with pytest.raises(ModuleError, match="invalid WebAssembly"):
         Policy().check_module(b"\0asm\x01\0\0\0\x03\x05\xff\xff\xff\xff\x0f")
     assert Policy().check_module(many).functions == 50
+
+
+@pytest.mark.parametrize(
+    "url, reqs, warning",
+    [
+        ("redis://10.0.0.5:6379/0", "required", "without a password"),
+        ("rediss://:pw@redis.example:6380/0", "none", "does not check certificates"),
+        ("redis://:pw@redis.example:6379/0", "required", "without TLS"),
+    ],
+)
+def test_workers_warn_about_unsafe_redis_connections(url: str, reqs: str, warning: str) -> None:
+    from wasmjob.policy import connection_warnings
+
+    assert any(warning in w for w in connection_warnings(url, reqs))
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "redis://localhost/0", "unix:///run/redis.sock", "rediss://:pw@r.example/0"]
+)
+def test_loopback_sockets_and_checked_tls_raise_no_warning(url: str) -> None:
+    from wasmjob.policy import connection_warnings
+
+    assert connection_warnings(url, "required") == []
+
+
+def test_a_component_is_held_to_the_size_ceiling_only() -> None:
+    component = b"\0asm\x0d\0\x01\0" + b"\0" * 100
+    assert Policy().check_module(component).size == 108
+    with pytest.raises(ModuleError, match="at most 50 bytes"):
+        Policy(max_module_bytes=50).check_module(component)

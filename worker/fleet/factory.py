@@ -11,6 +11,7 @@ from celery import Celery, signals
 from wasmjob.broker_config import Settings, celery_config
 
 from ..errors import StoreUnavailable
+from ..policy import connection_warnings
 from ..store.redis import connect
 from .context import Fleet
 from .deliveries import UnackedDeliveries
@@ -74,6 +75,8 @@ class FleetApp(Celery):
         except Exception as exc:  # Redis may still be starting; the sweep retries on its own
             log.warning("cannot clear the stopping marker of %s: %s", hostname, exc)
         settings = self.fleet_settings
+        for warning in connection_warnings(settings.redis_url, settings.ssl_cert_reqs):
+            log.warning("insecure: %s", warning)
         self._sweeper = Sweeper(
             fleet, Dispatcher(self, fleet), hostname, settings.sweep_interval,
             deliveries=self.unacked_deliveries(), claim_grace=settings.lease_ttl,
