@@ -69,6 +69,8 @@ def test_usage_lists_extension_and_tenant(fleet) -> None:
         (["submit", "cliticker", "tick", "--params", "{bad"], "--params is not valid JSON"),
         (["submit", "cliticker", "tick", "--tenant", "acme"], "tenant must be a UUID"),
         (["list", "--redis-url", "http://nowhere"], "must start with redis://"),
+        (["submit", "cliticker", "tick", "--limits", '{"fuel": -5}'], "limit fuel"),
+        (["submit", "cliticker", "tick", "--limits", '{"timeout_seconds": 0}'], "limit timeout_seconds"),
     ],
 )
 def test_errors_are_one_line_and_a_non_zero_exit(fleet, args, message) -> None:
