@@ -5,7 +5,7 @@ gigabytes; in a child with ``RLIMIT_AS`` and a deadline it is killed instead,
 and the worker keeps neither the time nor the memory. The child writes the
 serialized code to its stdout; the parent loads it into its own engine and
 signs it into the module cache with the cache's key, so code on disk still only
-ever comes from this host. Run as ``python -m wasmjob.compiler '<settings JSON>'``.
+ever comes from this host. Run as ``python -m wasmjob.compiler '<settings JSON>' <MiB>``.
 """
 
 from __future__ import annotations
@@ -33,19 +33,12 @@ class CompileLimits:
 
 def compile_serialized(wasm: bytes, settings: EngineSettings, limits: CompileLimits) -> bytes:
     """wasmtime's serialized code for ``wasm`` under ``settings``, compiled in a bounded child."""
-    memory = limits.memory_mb * 1024 * 1024
-
-    def bound() -> None:  # runs in the child, before exec
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "wasmjob.compiler", json.dumps(asdict(settings))],
+            [sys.executable, "-m", "wasmjob.compiler", json.dumps(asdict(settings)), str(limits.memory_mb)],
             input=wasm,
             capture_output=True,
             timeout=limits.timeout_seconds,
-            preexec_fn=bound,
             check=False,
         )
     except subprocess.TimeoutExpired:
@@ -74,6 +67,10 @@ def main() -> int:
     from .component.format import is_component
     from .engine import make_engine
 
+    # the child bounds itself (no preexec_fn: the worker that starts it has threads)
+    memory = int(sys.argv[2]) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     settings = EngineSettings(**json.loads(sys.argv[1]))
     wasm = sys.stdin.buffer.read()
     kind = wasmtime.component.Component if is_component(wasm) else wasmtime.Module

@@ -217,3 +217,44 @@ def test_a_component_is_held_to_the_size_ceiling_only() -> None:
     assert Policy().check_module(component).size == 108
     with pytest.raises(ModuleError, match="at most 50 bytes"):
         Policy(max_module_bytes=50).check_module(component)
+
+
+# the CLI's edges ---------------------------------------------------------------------
+
+
+def _module_dir(tmp_path: Path, methods: list[str]) -> Path:
+    from .wat import wat_module
+
+    (tmp_path / "m.wasm").write_bytes(wat_module("(i32.const 0)"))
+    manifest = {"id": "m", "name": "m", "version": "1.0.0", "wasm_file": "m.wasm", "permissions": {"methods": methods}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    return tmp_path / "m.wasm"
+
+
+def test_inspect_shows_method_prefixes_truthfully(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wasmjob.cli import main
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert main(["inspect", str(_module_dir(tmp_path / "a", ["query:"]))]) == 0
+    assert "'query:'" in capsys.readouterr().out
+    assert main(["inspect", str(_module_dir(tmp_path / "b", []))]) == 0
+    assert "none (no host methods)" in capsys.readouterr().out
+
+
+def test_inspect_and_run_refuse_an_empty_method_prefix_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wasmjob.cli import main
+
+    path = _module_dir(tmp_path, [""])
+    assert main(["inspect", str(path)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "empty prefix" in err[0]
+
+
+def test_the_local_runner_refuses_a_zero_fuel_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wasmjob.cli import main
+
+    path = _module_dir(tmp_path, ["query:"])
+    assert main(["run", str(path), "main", "--fuel", "0", "--state-dir", str(tmp_path / "s")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "limit fuel must be at least 1" in err[0]
