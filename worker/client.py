@@ -183,15 +183,16 @@ class Client:
         rec = JobRecord(
             id=job_id, status="queued", extension=extension, ext_id=ref.id, ext_version=ref.version,
             digest=ref.digest, job=job, params=params, tenant=tenant, queue=queue, priority=priority,
-            limits=limits, concurrent=ref.concurrent_jobs, dispatch=1,
+            limits=limits, concurrent=ref.concurrent_jobs, dispatch=1, task_id=job_id,
         )
         if explicit_id and self.fleet.records.exists(job_id):
             raise InvalidTransition(f"a job with id {job_id} exists already", job_id=job_id)
         # Publish first, then create the record: the message carries all a worker needs to
         # create the record itself, so a producer dying in between loses nothing, and no
         # outbox entry (and its acknowledgement) is needed for a first message.
+        # The first message's task id is the job id: AsyncResult(job_id).get() is the job's outcome.
         tenant_token = tenant_token or os.environ.get(TOKEN_ENV) or None
-        if not Dispatcher(self.app, self.fleet).publish(rec, ack=False, tenant_token=tenant_token):
+        if not Dispatcher(self.app, self.fleet).publish(rec, ack=False, tenant_token=tenant_token, task_id=job_id):
             raise StoreUnavailable(f"cannot queue job {job_id}: the broker did not take its message")
         try:
             self._create(job_id, extension, ref, job, params, tenant, queue, priority, rec, tenant_token)
@@ -219,6 +220,7 @@ class Client:
             enqueue=False,
             concurrent=rec.concurrent,
             tenant_proof=proof_of(tenant_token),
+            task_id=job_id,
         )
 
     def _resolve(self, extension: str) -> ExtensionRef:
@@ -264,6 +266,10 @@ class Client:
         status, _, send = self.fleet.records.control(job_id, action)  # type: ignore[arg-type]
         if send:
             Dispatcher(self.app, self.fleet).send(job_id)
+        if action == "cancel" and status == "cancelled" and not self.fleet.records.celery_results:
+            from .fleet.results import store_outcome
+
+            store_outcome(self.app, self.fleet.records.get(job_id).task_id or job_id, job_id, status)
         return status
 
 
@@ -287,6 +293,12 @@ class JobHandle:
             if not self._submitted:
                 raise
             return JobRecord(id=self.id, status="queued", message="waiting for a worker to take it")
+
+    def async_result(self) -> Any:
+        """Celery's ``AsyncResult`` of the task id the job was submitted as: its ``get()`` returns
+        the job's result once the job completed, however many runs it took, and raises on
+        failure (``JobFailed``) or cancellation (``TaskRevokedError``)."""
+        return self.client.app.AsyncResult(self.record().task_id or self.id)
 
     def status(self) -> str:
         return self.record().status

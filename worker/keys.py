@@ -44,6 +44,10 @@ Usage, key-value, fleet
   {p}:kvusage:{namespace}      hash    bytes, keys: what that scope holds, against the operator's quota
   {p}:sweep:lock               string  held by the worker running the recovery sweep
   {p}:worker:{name}:stopping   string  set while a worker shuts down: its jobs checkpoint and move
+
+Celery's (no prefix: the Redis result backend's own layout, written by the scripts that end a job)
+  celery-task-meta-{task id}   string  the JSON result of a submitter's task id; also PUBLISHed on
+                                       the channel of the same name, where AsyncResult.get() listens
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "wasmjob"
+CELERY_RESULT_PREFIX = "celery-task-meta-"  # celery.backends.base.KeyValueStoreBackend.task_keyprefix
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,11 @@ class Keys:
 
     def worker_stopping(self, worker_name: str) -> str:
         return f"{self.prefix}:worker:{worker_name}:stopping"
+
+    @staticmethod
+    def celery_result(task_id: str) -> str:
+        """The Redis result backend's key (and channel) of ``task_id``."""
+        return f"{CELERY_RESULT_PREFIX}{task_id}"
 
 
 def usage_member(ext_id: str, tenant: str) -> str:

@@ -50,6 +50,7 @@ class JobRecord:
     status: str
     extension: str = ""
     ext_id: str = ""
+    task_id: str = ""  # the Celery task id its submitter holds; the job's outcome is that task's result
     ext_version: str = ""
     digest: str = ""
     job: str = ""
@@ -112,7 +113,7 @@ class JobRecord:
             "result": json.loads(text["result"]) if text.get("result") else None,
         }
         for name in (
-            "extension", "ext_id", "ext_version", "digest", "job", "message", "control", "tenant_proof", "limit_notes",
+            "extension", "ext_id", "ext_version", "digest", "job", "message", "control", "tenant_proof", "limit_notes", "task_id",
         ):
             out[name] = text.get(name, "")
         for name in ("tenant", "queue", "worker", "error", "last_error"):
@@ -145,11 +146,13 @@ class Claim:
 
 @dataclass(frozen=True)
 class Finished:
-    """The status a run left its job in, the dispatch to send (if queued) and a woken waiter."""
+    """The status a run left its job in, the dispatch to send (if queued), a woken waiter and,
+    for a failed job, its recorded error."""
 
     status: str
     dispatch: int
     woken: str | None = None
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,9 @@ class Records:
 
     ``max_stalls`` is how many attempts in a row may end without a new checkpoint
     before a job fails; ``grace`` is how long a published-but-unacknowledged
-    outbox entry waits before the sweep sends it again.
+    outbox entry waits before the sweep sends it again. With ``celery_results``
+    (Celery's result backend is this Redis) the scripts that end a job also write
+    Celery's result of its submitter's task id, kept ``result_expires`` seconds.
     """
 
     def __init__(
@@ -210,6 +215,8 @@ class Records:
         retention: float = 3 * 86400.0,
         max_retention: float = 30 * 86400.0,
         result_inline_bytes: int = 64 * 1024,
+        celery_results: bool = True,
+        result_expires: float = 86400.0,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -219,6 +226,18 @@ class Records:
         self.retain_ms = int(retention * 1000)
         self.max_retain_ms = int(max_retention * 1000)
         self.result_inline_bytes = result_inline_bytes
+        self.celery_results = celery_results
+        self.result_expires_ms = int(result_expires * 1000)
+
+    def result_key(self, task_id: str) -> str | None:
+        """Celery's result key of ``task_id`` when the scripts write it, else None."""
+        return self.keys.celery_result(task_id) if self.celery_results and task_id else None
+
+    def _ids_of(self, job_id: str) -> tuple[str, str]:
+        """(extension id, submitter's task id) of a job, for the scripts' keys."""
+        with translated(job_id):
+            ext_id, task_id = self.client.hmget(self.keys.job(job_id), "ext_id", "task_id")
+        return as_text(ext_id or b""), as_text(task_id or b"") or job_id
 
     # creating and reading ---------------------------------------------------------
 
@@ -247,11 +266,13 @@ class Records:
         enqueue: bool,
         concurrent: int = 0,
         tenant_proof: str = "",
+        task_id: str | None = None,
     ) -> c.Create:
         """The create script's call for a new record (the bench pipelines these to seed Redis).
 
         ``concurrent`` is the extension's fleet-wide concurrent_jobs (0 = unlimited);
         ``tenant_proof`` the hash of the submitter's tenant token (``tenants.py``).
+        ``task_id`` the Celery task id the submitter holds (default: the job id).
         """
         fields: dict[str, Any] = {
             "extension": extension,
@@ -266,6 +287,7 @@ class Records:
             "limits": json.dumps(limits or {}),
             "concurrent": int(concurrent),
             "tenant_proof": tenant_proof,
+            "task_id": task_id or job_id,
         }
         retention = (limits or {}).get("retention_seconds")
         if retention:
@@ -403,7 +425,7 @@ class Records:
         Takes :meth:`finish_call`'s keyword arguments.
         """
         reply = self.scripts(self.finish_call(job_id, **fields), job_id=job_id)
-        return Finished(as_text(reply[0]), int(reply[1]), as_text(reply[2]) or None)
+        return Finished(as_text(reply[0]), int(reply[1]), as_text(reply[2]) or None, as_text(reply[3]))
 
     def finish_call(
         self,
@@ -421,12 +443,15 @@ class Records:
         cpu_seconds: float = 0.0,
         peak_memory: int = 0,
         detail: str = "",
+        task_id: str = "",
     ) -> c.Finish:
+        """The finish script's call; ``task_id`` is the record's submitter task id (the job id when empty)."""
         k = self.keys
         return c.Finish(
             job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
             ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
             usage=k.usage(ext_id, tenant), usage_index=k.usage_index, **self._retired_keys(job_id),
+            celery_result=self.result_key(task_id or job_id),
             token=token,
             kind=kind,
             result="" if result is None else to_json(result),
@@ -444,6 +469,7 @@ class Records:
             detail=detail,
             retain_ms=self.retain_ms,
             max_retain_ms=self.max_retain_ms,
+            result_expires_ms=self.result_expires_ms,
         )
 
     def note_limits(self, job_id: str, effective: dict[str, Any], notes: list[str]) -> None:
@@ -492,13 +518,12 @@ class Records:
     def recover(self, job_id: str) -> Finished | None:
         """Requeue a running job whose lease expired (the sweep); None when it is alive or not running."""
         k = self.keys
-        with translated(job_id):
-            ext_id = as_text(self.client.hget(k.job(job_id), "ext_id") or b"")
+        ext_id, task_id = self._ids_of(job_id)
         call = c.Recover(
             job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
             ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
-            **self._retired_keys(job_id), max_stalls=self.max_stalls, job_id=job_id, grace_ms=self.grace_ms,
-            retain_ms=self.retain_ms, max_retain_ms=self.max_retain_ms,
+            **self._retired_keys(job_id), celery_result=self.result_key(task_id), max_stalls=self.max_stalls, job_id=job_id, grace_ms=self.grace_ms,
+            retain_ms=self.retain_ms, max_retain_ms=self.max_retain_ms, result_expires_ms=self.result_expires_ms,
         )
         reply = self.scripts(call, job_id=job_id)
         if not reply:
@@ -527,13 +552,12 @@ class Records:
     def control(self, job_id: str, action: Literal["pause", "resume", "cancel"]) -> tuple[str, int, bool]:
         """Apply pause/resume/cancel; returns (status, dispatch, whether a message must be sent now)."""
         k = self.keys
-        with translated(job_id):
-            ext_id = as_text(self.client.hget(k.job(job_id), "ext_id") or b"")
+        ext_id, task_id = self._ids_of(job_id)
         call = c.Control(
             job=k.job(job_id), outbox=k.outbox, events=k.events(job_id), ext_waiting=k.ext_waiting(ext_id),
-            **self._retired_keys(job_id),
+            **self._retired_keys(job_id), celery_result=self.result_key(task_id),
             action=action, job_id=job_id, grace_ms=self.grace_ms, retain_ms=self.retain_ms,
-            max_retain_ms=self.max_retain_ms,
+            max_retain_ms=self.max_retain_ms, result_expires_ms=self.result_expires_ms,
         )
         reply = self.scripts(call, job_id=job_id)
         return as_text(reply[0]), int(reply[1]), as_text(reply[2]) == "1"

@@ -66,9 +66,9 @@ def test_a_default_celery_client_submits_at_any_priority_pings_inspects_and_revo
     assert done.returncode == 0, done.stderr[-3000:] + fleet.logs()
     out = json.loads(done.stdout)
     assert out["imports_wasmjob"] is False
-    rec = fleet.client.job(revoked_id).record()
-    if not rec.done:
-        fleet.client.job(revoked_id).cancel()
+    # the revoked job was cancelled (or, revoked before any worker made its record, never ran)
+    if fleet.client.fleet.records.exists(revoked_id):
+        assert fleet.client.job(revoked_id).wait(20).status == "cancelled"
 
     nodes = {w.hostname for w in fleet.workers.values()}
     assert {node for reply in out["ping"] for node in reply} >= nodes, out["ping"]
@@ -80,8 +80,7 @@ def test_a_default_celery_client_submits_at_any_priority_pings_inspects_and_revo
     assert {node for reply in out["revoke"] for node in reply} >= nodes, out["revoke"]
 
     for pri in ("0", "5", "9"):
-        summary = out["results"][pri]
-        assert summary["status"] == "completed" and summary["result"] == ticker_result(40, SPIN), (pri, summary)
+        assert out["results"][pri] == ticker_result(40, SPIN), pri
 
     for name, worker in fleet.workers.items():
         new = _read_from(worker.log_path, offsets[name])

@@ -40,6 +40,9 @@ class Fleet:
             retention=settings.retention_seconds,
             max_retention=settings.max_retention_seconds,
             result_inline_bytes=settings.result_inline_bytes,
+            # Celery's results in the same Redis: the scripts that end a job write them
+            celery_results=settings.backend_url == settings.redis_url,
+            result_expires=settings.result_expires,
         )
         self.registry = Registry(self.client, self.keys, self.scripts, registration=settings.registration)
 

@@ -33,7 +33,7 @@ class Dispatcher:
         self.app = app
         self.fleet = fleet
 
-    def send(self, job_id: str) -> bool:
+    def send(self, job_id: str, *, parent_id: str | None = None) -> bool:
         """Publish the job's current dispatch if it is queued; True when a message went out."""
         try:
             rec = self.fleet.records.get(job_id)
@@ -42,11 +42,25 @@ class Dispatcher:
         except (ValueError, TypeError, KeyError) as exc:  # a record that cannot be decoded
             self.fleet.records.reject(job_id, f"its record cannot be read: {type(exc).__name__}: {exc}")
             return False
-        return self.publish(rec)
+        return self.publish(rec, parent_id=parent_id)
 
-    def publish(self, rec: JobRecord, *, ack: bool = True, tenant_token: str | None = None) -> bool:
+    def publish(
+        self,
+        rec: JobRecord,
+        *,
+        ack: bool = True,
+        tenant_token: str | None = None,
+        task_id: str | None = None,
+        parent_id: str | None = None,
+    ) -> bool:
         """Publish the message of ``rec``'s current dispatch; ``ack`` clears its outbox entry.
-        ``tenant_token`` goes with a first message, for a worker that creates the record."""
+        ``tenant_token`` goes with a first message, for a worker that creates the record.
+
+        The task id is ``task_id`` (a first message: the id the submitter holds) or
+        ``<job_id>.<dispatch>``. Every message names the submitter's task as its root and
+        ``parent_id`` (default: the root) as its parent, so Flower links a job's slices, and
+        carries the job's name (``extension/job``) as Celery's shadow name for logs and Flower.
+        """
         records, job_id = self.fleet.records, rec.id
         if rec.status != "queued":
             records.outbox_ack(job_id, rec.dispatch)
@@ -61,11 +75,15 @@ class Dispatcher:
             # ours: 0..9, higher runs first; the Redis transport consumes lower numbers first, in
             # its default steps 0, 3, 6, 9 (so a plain Celery client's priorities land in the same queues)
             options["priority"] = MAX_PRIORITY - max(0, min(MAX_PRIORITY, rec.priority))
+        root = rec.task_id or rec.id
         try:
             self.app.send_task(
                 TASK_NAME,
                 kwargs=msg.to_kwargs(),
-                task_id=msg.task_id,
+                task_id=task_id or msg.task_id,
+                root_id=root,
+                parent_id=parent_id or root,
+                shadow=f"{rec.ext_id or rec.extension}/{rec.job}",
                 queue=rec.queue or self.fleet.settings.queue,
                 argsrepr=shown.argsrepr(),
                 kwargsrepr=shown.kwargsrepr(),

@@ -27,7 +27,7 @@ from ..errors import (
 from ..job import DEFAULT_LIBRARY_ID, InterruptFlag, JobSpec, Limits, Outcome, Status, Usage, needs_fuel
 from ..leases import LeaseKeeper
 from ..manifest import Manifest
-from ..records import Claim, FinishKind, JobRecord
+from ..records import TERMINAL, Claim, FinishKind, JobRecord
 from ..store.base import ProgressUpdate
 from ..store.redis import RedisStore
 from ..tenants import authenticated, proof_of
@@ -36,6 +36,7 @@ from .interrupts import InterruptWatcher, ProgressCallback
 from .limits import backoff, limits_summary, run_limits, wait_seconds
 from .messages import JobMessage
 from .process import WorkerProcess
+from .results import store_outcome
 
 log = logging.getLogger(__name__)
 RESULT_IN_SUMMARY_BYTES = 4096
@@ -84,6 +85,7 @@ class JobExecution:
         *,
         queue: str | None = None,
         on_progress: ProgressCallback | None = None,
+        task_id: str | None = None,
     ) -> None:
         self.proc = proc
         self.fleet = proc.fleet
@@ -94,6 +96,7 @@ class JobExecution:
         self.queue = queue
         self.on_progress = on_progress
         self.job_id = msg.job_id
+        self.task_id = task_id or msg.task_id  # the Celery task id of this delivery
 
     def run(self) -> dict[str, Any]:
         claim = self._claim()
@@ -169,6 +172,7 @@ class JobExecution:
             enqueue=False,
             concurrent=concurrent,
             tenant_proof=proof_of(msg.tenant_token),
+            task_id=self.task_id,  # a plain client holds its own task id
         )
         if created:
             log.info("job %s: record created from a message (%s %s)", self.job_id, msg.extension, msg.job)
@@ -250,6 +254,7 @@ class JobExecution:
                 cpu_seconds=verdict.usage.cpu_seconds,
                 peak_memory=verdict.usage.peak_memory_bytes,
                 detail=verdict.detail or verdict.error,
+                task_id=rec.task_id,
             )
         except LeaseLost:
             log.warning("job %s: this run lost its lease; another worker owns the job, nothing recorded", rec.id)
@@ -260,11 +265,13 @@ class JobExecution:
             return self._summary("unrecorded", detail=exc.reason)
         log.info("job %s: %s -> %s%s", rec.id, verdict.kind, done.status, f" ({verdict.error})" if verdict.error else "")
         if done.status == "queued" and verdict.delay == 0:
-            self.dispatcher.send(rec.id)
+            self.dispatcher.send(rec.id, parent_id=self.task_id)
         if done.woken:
             self.dispatcher.send(done.woken)
         result = verdict.result if done.status == "completed" else None
-        return self._summary(done.status, result=result, error=verdict.error or None)
+        if done.status in TERMINAL and not self.fleet.records.celery_results:
+            store_outcome(self.dispatcher.app, rec.task_id or rec.id, rec.id, done.status, result, done.error)
+        return self._summary(done.status, result=result, error=done.error or verdict.error or None)
 
     def _bill_abandoned(self, rec: JobRecord, tenant: str, verdict: Verdict) -> None:
         try:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import logging
 import os
 
+from typing import Any
+
 from celery import Celery, signals
+from celery.app.amqp import AMQP
 
 from wasmjob.broker_config import Settings, celery_config
 
@@ -20,13 +23,29 @@ from .messages import TASK_NAME, TASK_OPTIONS
 from .process import WorkerProcess
 from .publish import PUBLISH_TASK, publish
 from .recovery import Sweeper
-from .task import run
+from .revoke import install as install_revoke
+from .task import EXPECTED_ERRORS, run
 
 log = logging.getLogger(__name__)
 
 
+class FleetAMQP(AMQP):
+    """Celery's message builder, except that a message's ``task-sent`` event carries its shadow
+    name (``extension/job``) as Celery's ``task-received`` event already does: Flower keeps the
+    name of whichever event arrives last, and the two race."""
+
+    def as_task_v2(self, *args: Any, **kwargs: Any) -> Any:
+        message = super().as_task_v2(*args, **kwargs)
+        shadow = message.headers.get("shadow")
+        if shadow and message.sent_event is not None:
+            message.sent_event["name"] = shadow
+        return message
+
+
 class FleetApp(Celery):
     """A Celery app of a wasmjob fleet; takes the fleet's Settings."""
+
+    amqp_cls = f"{__name__}:FleetAMQP"
 
     def __init__(self, fleet_settings: Settings, *, set_as_current: bool = False) -> None:
         super().__init__("wasmjob", set_as_current=set_as_current)
@@ -35,9 +54,12 @@ class FleetApp(Celery):
         self._fleet: Fleet | None = None
         self._process: WorkerProcess | None = None
         self._sweeper: Sweeper | None = None
-        # track_started off: the job record says when a run starts (and Flower sees task-started
-        # events either way), so the result backend is written once per task, not twice
-        self.task(name=TASK_NAME, bind=True, typing=False, **TASK_OPTIONS)(run)
+        # No backend writes by the task: the script that ends a job writes Celery's result of the
+        # submitter's task id (task.py says what the task reports instead); JobFailed and a
+        # rejected message are expected outcomes, logged without a traceback.
+        self.task(
+            name=TASK_NAME, bind=True, typing=False, ignore_result=True, throws=EXPECTED_ERRORS, **TASK_OPTIONS
+        )(run)
         self.task(name=PUBLISH_TASK, bind=True, typing=False)(publish)
 
     def fleet(self) -> Fleet:
@@ -103,6 +125,7 @@ def create_app(settings: Settings | None = None, *, set_as_current: bool = False
     """A fleet app from ``settings`` (``Settings.from_env()`` when omitted)."""
     app = FleetApp(settings or Settings.from_env(), set_as_current=set_as_current)
     uid = f"wasmjob-{id(app)}"
+    install_revoke()
 
     def process_init(**_: object) -> None:
         if _is_current(app):

@@ -18,8 +18,8 @@ A worker that receives a job it has no record of creates the record (so
 ``wasmjob status <job_id>`` works), then runs it. Messages wasmjob sends itself
 also carry ``dispatch``: the number of the enqueue they belong to, so a stale
 duplicate (Celery redelivering an old message) is recognised and dropped.
-The task returns a small summary (``job_id``, ``status``, and ``result`` when the
-job completed in that run); the job record is the source of truth.
+The task id the sender holds resolves when the job ends: ``AsyncResult(id).get()``
+returns the job's result or raises its failure or cancellation (see the fleet's README).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from ..records import TERMINAL
 from .context import Fleet
 from .deliveries import UnackedDeliveries
 from .dispatch import Dispatcher
+from .results import store_outcome
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,9 @@ class Sweeper:
             report.sent += 1
         if done.woken and self.dispatcher.send(done.woken):
             report.sent += 1
+        if done.status in ("failed", "cancelled") and not self.fleet.records.celery_results:
+            rec = self.fleet.records.get(job_id)
+            store_outcome(self.dispatcher.app, rec.task_id or job_id, job_id, done.status, error=rec.error or "")
 
     def _send(self, job_id: str, report: SweepReport) -> None:
         if self.dispatcher.send(job_id):

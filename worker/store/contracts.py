@@ -189,6 +189,7 @@ class Finish(Contract):
     expiring: Key
     snapshot_a: Key  # snapshot mode's full snapshots expire with the state
     snapshot_b: Key
+    celery_result: Key | None  # Celery's result key of the submitter's task id; None: results live elsewhere
     token: int
     kind: str  # 'completed' | 'failed' | 'interrupted' | 'retry'
     result: str  # JSON, '' when there is none
@@ -206,6 +207,7 @@ class Finish(Contract):
     detail: str
     retain_ms: int  # how long a finished job is kept, unless its record says (retain_ms)
     max_retain_ms: int
+    result_expires_ms: int
 
 
 @contract("recover")
@@ -224,11 +226,13 @@ class Recover(Contract):
     expiring: Key
     snapshot_a: Key  # snapshot mode's full snapshots expire with the state
     snapshot_b: Key
+    celery_result: Key | None
     max_stalls: int
     job_id: str
     retain_ms: int
     max_retain_ms: int
     grace_ms: int
+    result_expires_ms: int
 
 
 @contract("redispatch")
@@ -254,11 +258,13 @@ class Control(Contract):
     expiring: Key
     snapshot_a: Key  # snapshot mode's full snapshots expire with the state
     snapshot_b: Key
+    celery_result: Key | None
     action: str  # 'pause' | 'resume' | 'cancel'
     job_id: str
     grace_ms: int
     retain_ms: int
     max_retain_ms: int
+    result_expires_ms: int
 
 
 @contract("outbox_take")

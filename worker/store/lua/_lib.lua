@@ -78,3 +78,44 @@ end
 local function hget_num(key, field)
   return tonumber(redis.call('HGET', key, field) or '0') or 0
 end
+
+-- TIME as Celery writes date_done: ISO 8601 in UTC with microseconds (days-to-civil by H. Hinnant).
+local function iso_utc(t)
+  local secs, usec = tonumber(t[1]), tonumber(t[2])
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00', y, m, d,
+    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, usec)
+end
+
+-- The job's outcome as Celery's result of the submitter's task id (the record's task_id), in the
+-- Redis result backend's own format: the value under `key` (celery-task-meta-<task id>), also
+-- published on the channel of that name, where a waiting AsyncResult.get() listens. Only for a
+-- job that ended (completed, failed, cancelled); nothing when no key was passed (the results
+-- live in another Redis: the worker writes them there).
+local function celery_result(key, task_id, status, result_json, error, expires_ms)
+  if not key then return end
+  local state, result = 'SUCCESS', result_json
+  if result == nil or result == '' then result = 'null' end
+  if status == 'failed' then
+    state = 'FAILURE'
+    result = cjson.encode({exc_type = 'JobFailed', exc_module = 'wasmjob.errors', exc_message = {error}})
+  elseif status == 'cancelled' then
+    state = 'REVOKED'
+    result = cjson.encode({exc_type = 'TaskRevokedError', exc_module = 'celery.exceptions', exc_message = {error}})
+  end
+  local meta = '{"status":' .. cjson.encode(state) .. ',"result":' .. result ..
+    ',"traceback":null,"children":[],"date_done":' .. cjson.encode(iso_utc(redis.call('TIME'))) ..
+    ',"task_id":' .. cjson.encode(task_id) .. '}'
+  redis.call('SET', key, meta, 'PX', expires_ms)
+  redis.call('PUBLISH', key, meta)
+end

@@ -2,7 +2,7 @@
 -- (its worker's watcher polls it); a queued or paused one changes status right here.
 -- Returns {status, dispatch, send ('1' when a message must be sent now)}
 local K = named_keys('job', 'outbox', 'events', 'ext_waiting', 'state', 'logs_key', 'warnings_key', 'result_key',
-  'expiring', 'snapshot_a', 'snapshot_b')
+  'expiring', 'snapshot_a', 'snapshot_b', 'celery_result')
 local A = args()
 local job, action, job_id = K.job, A.action, A.job_id
 if redis.call('EXISTS', job) == 0 then return redis.error_reply('NOT_FOUND') end
@@ -18,12 +18,13 @@ local function stop(new_status)
   redis.call('ZREM', K.outbox, job_id)
   redis.call('ZREM', K.ext_waiting, job_id)
   redis.call('HSET', job, 'status', new_status, 'control', '', 'updated_at', now)
-  if new_status == 'cancelled' then redis.call('HSET', job, 'finished_at', now) end
   event(K.events, now, new_status, {by = 'client'})
   if new_status == 'cancelled' then
+    redis.call('HSET', job, 'finished_at', now)
     retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key, K.snapshot_a, K.snapshot_b},
       K.expiring, job_id, now,
       A.retain_ms, A.max_retain_ms)
+    celery_result(K.celery_result, redis.call('HGET', job, 'task_id') or job_id, 'cancelled', '', 'job ' .. job_id .. ' cancelled', A.result_expires_ms)
   end
 end
 if action == 'pause' then

@@ -3,14 +3,15 @@
 -- A.kind: 'completed' | 'failed' | 'interrupted' | 'retry'; A.detail says why a run was interrupted.
 -- Every redis.call costs a few microseconds, so the record is read with one HMGET and written
 -- with one HSET (and one HDEL).
--- Returns {status, dispatch, woken_job_id or ''}
+-- A job that ended also gets Celery's result for its submitter's task id (see celery_result).
+-- Returns {status, dispatch, woken_job_id or '', error of a failed job or ''}
 local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'ext_waiting', 'events', 'usage',
-  'usage_index', 'state', 'logs_key', 'warnings_key', 'result_key', 'expiring', 'snapshot_a', 'snapshot_b')
+  'usage_index', 'state', 'logs_key', 'warnings_key', 'result_key', 'expiring', 'snapshot_a', 'snapshot_b', 'celery_result')
 local A = args()
 local job, token, kind, job_id = K.job, A.token, A.kind, A.job_id
 if not holds(job, K.lease, token) then return lease_lost(token) end
 local f = redis.call('HMGET', job, 'status', 'worker', 'peak_memory', 'control', 'checkpoints', 'ckpt_at_claim',
-  'stalls', 'dispatch', 'wall_seconds', 'cpu_seconds', 'retain_ms')
+  'stalls', 'dispatch', 'wall_seconds', 'cpu_seconds', 'retain_ms', 'task_id')
 if f[1] ~= 'running' then return lease_lost(token) end
 local now = now_ms()
 local worker = f[2] or ''
@@ -99,6 +100,10 @@ else
   redis.call('HDEL', job, unpack(gone))
   redis.call('HINCRBY', K.usage, status, 1)
   event(K.events, now, status, {worker = worker, error = (status == 'failed') and err or nil})
+  if status ~= 'paused' then
+    local why = (status == 'failed') and ('job ' .. job_id .. ' failed: ' .. err) or ('job ' .. job_id .. ' cancelled')
+    celery_result(K.celery_result, f[12] or job_id, status, A.result, why, A.result_expires_ms)
+  end
   retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key, K.snapshot_a, K.snapshot_b},
     K.expiring, job_id, now,
     A.retain_ms, A.max_retain_ms, f[11])
@@ -110,4 +115,4 @@ if popped[1] then
   woken = popped[1]
   redis.call('ZADD', K.outbox, now + A.grace_ms, woken)
 end
-return {status, dispatch, woken}
+return {status, dispatch, woken, (status == 'failed') and err or ''}

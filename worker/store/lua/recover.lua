@@ -3,7 +3,7 @@
 -- Its concurrency slot is free now, so the longest-waiting job of its extension is woken.
 -- Returns {status, dispatch, woken_job_id or ''} or 0 when there is nothing to recover.
 local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'ext_waiting', 'events', 'state',
-  'logs_key', 'warnings_key', 'result_key', 'expiring', 'snapshot_a', 'snapshot_b')
+  'logs_key', 'warnings_key', 'result_key', 'expiring', 'snapshot_a', 'snapshot_b', 'celery_result')
 local A = args()
 local job, job_id = K.job, A.job_id
 if redis.call('EXISTS', K.lease) == 1 then return 0 end
@@ -44,6 +44,11 @@ if status == 'queued' then
   redis.call('ZADD', K.outbox, now, job_id)
 else
   redis.call('HSET', job, 'finished_at', now)
+  if status ~= 'paused' then
+    local why = (status == 'failed') and ('job ' .. job_id .. ' failed: ' .. redis.call('HGET', job, 'error'))
+      or ('job ' .. job_id .. ' cancelled')
+    celery_result(K.celery_result, redis.call('HGET', job, 'task_id') or job_id, status, '', why, A.result_expires_ms)
+  end
 end
 event(K.events, now, 'lost', {worker = worker, next = status, from_checkpoint = checkpoints})
 if status == 'failed' or status == 'cancelled' then
