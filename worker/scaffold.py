@@ -83,6 +83,8 @@ def _manifest(name: str) -> str:
         },
         "wasmjob": {
             "state_encoding": "json",
+            # "snapshot": the host saves the whole guest at interrupt checks; no checkpoint code needed
+            "durability": "checkpoint",
             "limits": {"fuel": None, "timeout_seconds": 300, "max_checkpoint_bytes": 1048576},
         },
     }
