@@ -20,7 +20,12 @@ def compose_command() -> list[str]:
     pytest.skip("neither `docker compose` nor `docker-compose` is installed")
 
 
-SECRETS = {"REDIS_PASSWORD": "r3dis-test-secret", "FLOWER_PASSWORD": "fl0wer-test-secret"}
+SECRETS = {
+    "REDIS_PASSWORD": "r3dis-test-secret",
+    "REDIS_WORKER_PASSWORD": "w0rker-test-secret",
+    "REDIS_PRODUCER_PASSWORD": "pr0ducer-test-secret",
+    "FLOWER_PASSWORD": "fl0wer-test-secret",
+}
 
 
 def config(secrets: dict[str, str] = SECRETS) -> str:
@@ -81,7 +86,7 @@ def test_the_worker_service_can_scale() -> None:
     assert "container_name" not in worker and "ports" not in worker
 
 
-@pytest.mark.parametrize("missing", ["REDIS_PASSWORD", "FLOWER_PASSWORD"])
+@pytest.mark.parametrize("missing", sorted(SECRETS))
 def test_compose_refuses_to_start_without_a_chosen_password(missing: str) -> None:
     secrets = {k: v for k, v in SECRETS.items() if k != missing}
     result = subprocess.run(
@@ -97,3 +102,18 @@ def test_no_known_password_is_in_the_compose_file_and_flower_is_not_published_be
     assert SECRETS["REDIS_PASSWORD"] in text and f"admin:{SECRETS['FLOWER_PASSWORD']}" in text
     flower = "\n".join(services_of(text)["flower"])
     assert "127.0.0.1" in flower and "maxmemory" in "\n".join(services_of(text)["redis"])
+
+
+def test_redis_has_the_acl_users_wasmjob_acl_prints_and_each_service_logs_in_as_its_role() -> None:
+    from wasmjob.broker_config import Settings
+    from wasmjob.broker_config.acl import fleet_users, server_args
+
+    services = services_of(config())
+    expected = server_args(fleet_users(
+        Settings(), producer_password=SECRETS["REDIS_PRODUCER_PASSWORD"], worker_password=SECRETS["REDIS_WORKER_PASSWORD"]
+    ))
+    redis = command_of(services["redis"])
+    assert redis[redis.index("--user"):] == expected
+    env = {name: "\n".join(block) for name, block in services.items()}
+    assert f"redis://worker:{SECRETS['REDIS_WORKER_PASSWORD']}@redis" in env["worker"]
+    assert f"redis://producer:{SECRETS['REDIS_PRODUCER_PASSWORD']}@redis" in env["flower"]
