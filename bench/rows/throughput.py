@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 from .. import wasm as modules
 from ..core import Context, Result, failed, fmt_ratio, interleaved, median
@@ -25,10 +28,60 @@ def run(ctx: Context) -> list[Result]:
         return [failed("1", what, target, exc)]
 
 
+def _ticks(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 once it is gone."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuLedger:
+    """CPU seconds per job, by who spent them: this producer, the worker processes, Redis."""
+
+    jobs: int = 0
+    spent: dict[str, float] = field(default_factory=lambda: {"producer": 0.0, "workers": 0.0, "redis": 0.0})
+
+    def per_job_ms(self) -> str:
+        n = max(1, self.jobs)
+        total = sum(self.spent.values()) / n * 1e3
+        parts = ", ".join(f"{k} {v / n * 1e3:.2f}" for k, v in self.spent.items())
+        return f"{total:.2f} ms ({parts})"
+
+
+def _snapshot(fh: FleetHarness) -> dict[str, float]:
+    pids = [pid for w in fh.services.workers for pid in (w.pid, *w.children())]
+    info: Any = fh.redis.info("cpu")
+    return {
+        "producer": time.thread_time(),
+        "workers": sum(_ticks(pid) for pid in pids),
+        "redis": float(info["used_cpu_sys"]) + float(info["used_cpu_user"]),
+    }
+
+
+def _batch(ledger: CpuLedger, fh: FleetHarness, jobs: int, submit: Any, wait: Any) -> float:
+    """Submit a batch and wait for it; the producer's CPU counts the submits, the workers' and
+    Redis's count until the batch ended. Returns the submit phase's seconds."""
+    before = _snapshot(fh)
+    t0 = time.perf_counter()
+    ids = submit()
+    submitted, producer = time.perf_counter() - t0, time.thread_time()
+    wait(ids)
+    after = _snapshot(fh)
+    after["producer"] = producer
+    ledger.jobs += jobs
+    for k in ledger.spent:
+        ledger.spent[k] += after[k] - before[k]
+    return submitted
+
+
 def _measure(ctx: Context, what: str, target: str) -> Result:
     jobs, rounds = ctx.pick(100, 300), ctx.pick(3, 5)
     submit_times: list[float] = []
     send_times: list[float] = []
+    cpu_wasm, cpu_plain = CpuLedger(), CpuLedger()
     with FleetHarness(ctx.services()) as fh:
         fh.workers(WORKERS)
         fh.register(modules.trivial_module(), modules.manifest("trivial"))
@@ -36,16 +89,14 @@ def _measure(ctx: Context, what: str, target: str) -> Result:
         fh.wait_tasks(fh.send(NOOP, [], 4 * WORKERS), 60)
 
         def wasm() -> None:
-            t0 = time.perf_counter()
-            ids = fh.submit("trivial", "main", None, jobs)
-            submit_times.append(time.perf_counter() - t0)
-            fh.wait_jobs(ids, 300)
+            submit_times.append(
+                _batch(cpu_wasm, fh, jobs, lambda: fh.submit("trivial", "main", None, jobs), lambda ids: fh.wait_jobs(ids, 300))
+            )
 
         def plain() -> None:
-            t0 = time.perf_counter()
-            ids = fh.send(NOOP, [], jobs)
-            send_times.append(time.perf_counter() - t0)
-            fh.wait_tasks(ids, 300)
+            send_times.append(
+                _batch(cpu_plain, fh, jobs, lambda: fh.send(NOOP, [], jobs), lambda ids: fh.wait_tasks(ids, 300))
+            )
 
         a, b = interleaved(wasm, plain, rounds)
     wasm_rate, plain_rate = jobs / median(a), jobs / median(b)
@@ -66,6 +117,8 @@ def _measure(ctx: Context, what: str, target: str) -> Result:
             f"plain tasks via send_task; submitting took {median(submit_times) / jobs * 1e3:.2f} ms per "
             f"WasmJob vs {median(send_times) / jobs * 1e3:.2f} ms per plain task, on the cores the workers use too; "
             f"a WasmJob's worker side also claims a fenced lease, runs the module (warm) and writes the result with "
-            f"one Lua script each"
+            f"one Lua script each; CPU per job (this producer's submit, the worker processes and Redis, measured "
+            f"over whole batches until every job of the batch ended): WasmJob {cpu_wasm.per_job_ms()}, plain task "
+            f"{cpu_plain.per_job_ms()}"
         ),
     )
