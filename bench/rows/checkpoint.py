@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from wasmjob.job import JobSpec, Limits, MiB, Status
 from wasmjob.runtime import Runtime, RuntimeConfig
@@ -89,6 +91,7 @@ def _measure(ctx: Context, key: str, what: str, target: str, rt: Runtime, store:
         t0 = time.perf_counter()
         rt.run(ext, JobSpec(job_name="main"), null, 0, None, limits)  # type: ignore[arg-type]
         guest_only.append((time.perf_counter() - t0) / per_run)
+    split = _where_it_goes(client, guest, raw, per_run)
     client.delete(raw_key)
     ratio = per_guest / per_raw
     return Result(
@@ -105,8 +108,27 @@ def _measure(ctx: Context, key: str, what: str, target: str, rt: Runtime, store:
             f"RENAMEs it onto the state and updates the counters, one round trip) vs {per_run} raw SETs on the same "
             f"connection, medians of {rounds} interleaved rounds; one call alone: "
             f"RedisStore.save_checkpoint {fmt_time(lat_store)} vs SET {fmt_time(lat_raw)} ({fmt_ratio(lat_store / lat_raw)}); "
-            f"the guest side alone (same loop, a store that writes nothing) {fmt_time(median(guest_only))} per checkpoint"
+            f"the guest side alone (same loop, a store that writes nothing) {fmt_time(median(guest_only))} per checkpoint; "
+            f"where the time goes, per call: {split}"
         ),
+    )
+
+
+def _where_it_goes(client: Any, guest: Callable[[], None], raw: Callable[[], None], per_run: int) -> str:
+    """CPU of this process and time inside Redis (its command statistics) per checkpoint and per SET."""
+    spent = {}
+    for name, fn in (("checkpoint", guest), ("SET", raw)):
+        client.config_resetstat()
+        c0 = time.thread_time()
+        fn()
+        cpu = (time.thread_time() - c0) / per_run
+        stats = client.info("commandstats")
+        inside = sum(v["usec"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_set")) / per_run
+        spent[name] = (cpu, inside * 1e-6)
+    (gc, gr), (rc, rr) = spent["checkpoint"], spent["SET"]
+    return (
+        f"this process's CPU {fmt_time(gc)} vs {fmt_time(rc)}, Redis {fmt_time(gr)} vs {fmt_time(rr)} "
+        f"(the staging SET and the commit script: lease check, RENAME, PERSIST, counters, one HSET)"
     )
 
 

@@ -32,7 +32,7 @@ def run(ctx: Context) -> list[Result]:
 
 
 def _measure(ctx: Context, what: str, target: str, ttl: float, wasm: bytes, manifest: Manifest) -> Result:
-    trials = ctx.pick(3, 5)
+    trials = ctx.pick(2, 5)
     env = {"WASMJOB_LEASE_TTL": str(ttl), "WASMJOB_SWEEP_INTERVAL": "1"}
     times: list[float] = []
     resumed_from: list[int] = []

@@ -43,7 +43,7 @@ def _parallel(exe: Path, limit: int, n: int) -> float:
 
 
 def _measure(ctx: Context, target: str, wasm: bytes, manifest: Manifest) -> list[Result]:
-    limit, jobs, rounds = ctx.pick(2 * 10**8, 5 * 10**8), ctx.pick(8, 16), ctx.pick(2, 3)
+    limit, jobs, rounds = ctx.pick(10**8, 5 * 10**8), ctx.pick(8, 16), ctx.pick(2, 3)
     ceiling: dict[int, list[float]] = {1: [], 2: []}
     configs = [(pool, c) for pool in POOLS for c in (1, 2)]
     seconds: dict[tuple[str, int], list[float]] = {cfg: [] for cfg in configs}
