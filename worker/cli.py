@@ -76,7 +76,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .job import DEFAULT_LIBRARY_ID, InterruptFlag, InterruptReason, JobSpec, Status
+    from .job import DEFAULT_LIBRARY_ID, InterruptFlag, InterruptReason, JobSpec
     from .manifest import find_manifest
     from .owners import local_owner
     from .runtime import Runtime
