@@ -193,6 +193,12 @@ def _wait_with_bar(handle: Any, timeout: float | None, *, quiet: bool) -> JobRec
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a log file gets the outcome line only, not bar frames
+        rec = _wait(handle, timeout, None)
+        console.print(f"{rec.status} at {rec.progress:.0%}" + (f": {rec.message}" if rec.message else ""), highlight=False)
+        return rec
+
     columns = (
         TextColumn("{task.fields[status]:<9}"),
         BarColumn(bar_width=24),
@@ -200,7 +206,6 @@ def _wait_with_bar(handle: Any, timeout: float | None, *, quiet: bool) -> JobRec
         TimeElapsedColumn(),
         TextColumn("{task.fields[message]}"),
     )
-    console = Console(stderr=True)
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("job", total=1.0, status="queued", message="")
 
