@@ -243,6 +243,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     rec = client.fleet.records.get(job_id_of(client, args.job_id))
     if args.json:
         data = rec.as_dict()
+        if not rec.done:
+            data["finished_at"] = None  # from an earlier run's end, not this job's
         data["warnings"] = client.fleet.records.warnings(rec.id)
         print(json.dumps(data, default=str))
         return 0
