@@ -41,6 +41,7 @@ class CeleryConfig:
     redis_backend_use_ssl: dict[str, Any] | None
     task_default_queue: str
     broker_transport: str | None = None
+    task_queue_max_priority: int | None = None
     task_serializer: str = "json"
     result_serializer: str = "json"
     event_serializer: str = "json"
@@ -81,17 +82,26 @@ def celery_config(settings: Settings) -> CeleryConfig:
     }
     backend_transport = {"visibility_timeout": int(settings.visibility_timeout), "retry_policy": {"timeout": 5.0}}
     ssl_options: dict[str, Any] | None = None
-    if settings.redis_url.startswith("rediss://") or settings.backend_url.startswith("rediss://"):
+    if any(u.startswith("rediss://") for u in (settings.redis_url, settings.broker, settings.backend_url)):
         ssl_options = {"ssl_cert_reqs": _CERT_REQS[settings.ssl_cert_reqs]}
         if settings.ssl_ca_certs:
             ssl_options["ssl_ca_certs"] = settings.ssl_ca_certs
+    broker = settings.broker
+    if not settings.broker_is_redis:
+        transport = {"confirm_publish": True}  # RabbitMQ: no visibility timeout; a dead consumer's messages come back
+    if broker.startswith("sentinel://"):
+        transport["master_name"] = settings.sentinel_master
+    if settings.backend_url.startswith("sentinel://"):
+        backend_transport["master_name"] = settings.sentinel_master
     return CeleryConfig(
-        broker_transport=broker_transport(settings.redis_url),
-        broker_url=settings.redis_url,
+        broker_transport=broker_transport(broker),
+        broker_url=broker,
         result_backend=settings.backend_url,
         broker_transport_options=transport,
         result_backend_transport_options=backend_transport,
-        broker_use_ssl=ssl_options if settings.redis_url.startswith("rediss://") else None,
+        # RabbitMQ queues are declared with x-max-priority 9 (a queue's arguments cannot change later)
+        task_queue_max_priority=None if settings.broker_is_redis else 9,
+        broker_use_ssl=ssl_options if broker.startswith("rediss://") else None,
         redis_backend_use_ssl=ssl_options if settings.backend_url.startswith("rediss://") else None,
         task_default_queue=settings.queue,
         result_expires=settings.result_expires,
@@ -107,4 +117,6 @@ def broker_transport(url: str) -> str | None:
 
     if url.startswith(("redis://", "rediss://", "unix://")):
         return redis_transport.REDIS
+    if url.startswith("sentinel://"):
+        return redis_transport.SENTINEL
     return None

@@ -14,12 +14,17 @@ from typing import Any
 from wasmjob.errors import ConfigError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 # environment variable -> field; every field can be set this way
 ENV = {
     "WASMJOB_REDIS_URL": "redis_url",
     "WASMJOB_RESULT_URL": "result_url",
     "WASMJOB_BROKER_URL": "broker_url",
+    "WASMJOB_SENTINEL_MASTER": "sentinel_master",
+    "WASMJOB_CHECKPOINT_REPLICAS": "checkpoint_replicas",
+    "WASMJOB_CHECKPOINT_WAIT_MS": "checkpoint_wait_ms",
     "WASMJOB_REDIS_CERT_REQS": "ssl_cert_reqs",
     "WASMJOB_REDIS_CA_CERTS": "ssl_ca_certs",
     "WASMJOB_PREFIX": "prefix",
@@ -68,11 +73,18 @@ class Settings:
     record, result, state, logs and events before they expire together; a job may ask for
     its own with the ``retention_seconds`` limit, up to ``max_retention_seconds``.
     ``result_inline_bytes``: a larger result is kept beside the record, not in it.
+    ``broker_url``: a broker apart from the job store (``amqp://`` for RabbitMQ); the job
+    store stays ``redis_url``. ``sentinel_master``: the master's name when a URL is
+    ``sentinel://``. ``checkpoint_replicas``: a checkpoint is acknowledged only once this
+    many replicas have it (Redis ``WAIT``, up to ``checkpoint_wait_ms``); 0 = the master only.
     """
 
     redis_url: str = DEFAULT_REDIS_URL
     result_url: str | None = None
     broker_url: str | None = None
+    sentinel_master: str = "mymaster"
+    checkpoint_replicas: int = 0
+    checkpoint_wait_ms: int = 1000
     ssl_cert_reqs: str = "required"
     ssl_ca_certs: str | None = None
     prefix: str = "wasmjob"
@@ -110,8 +122,14 @@ class Settings:
         return cls(**values).validated()
 
     def validated(self) -> Settings:
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"WASMJOB_REDIS_URL must start with redis://, rediss:// or unix://, not {self.redis_url!r}")
+        if not self.redis_url.startswith(REDIS_SCHEMES):
+            raise ConfigError(
+                f"WASMJOB_REDIS_URL must start with redis://, rediss://, unix:// or sentinel://, not {self.redis_url!r}"
+            )
+        if not self.broker.startswith(REDIS_SCHEMES + AMQP_SCHEMES):
+            raise ConfigError(f"WASMJOB_BROKER_URL must be a Redis or an amqp:// URL, not {self.broker!r}")
+        if self.checkpoint_replicas < 0 or self.checkpoint_wait_ms <= 0:
+            raise ConfigError("WASMJOB_CHECKPOINT_REPLICAS must be >= 0 and WASMJOB_CHECKPOINT_WAIT_MS positive")
         if self.ssl_cert_reqs not in ("required", "optional", "none"):
             raise ConfigError("WASMJOB_REDIS_CERT_REQS must be required, optional or none")
         if self.lease_ttl <= 0 or self.sweep_interval <= 0 or self.slice_seconds <= 0 or self.run_timeout <= 0:
@@ -141,6 +159,10 @@ class Settings:
     def broker(self) -> str:
         """The broker's URL: ``WASMJOB_BROKER_URL``, else the job store's Redis."""
         return self.broker_url or self.redis_url
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return self.broker.startswith(REDIS_SCHEMES)
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes).validated()

@@ -22,7 +22,7 @@ class Fleet:
         self.settings = settings
         self.policy = policy or Policy.from_env()
         self.keys = Keys(settings.prefix)
-        self.client = connect(settings.redis_url)
+        self.client = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
         self.store = RedisStore(
             self.client,
             self.keys,

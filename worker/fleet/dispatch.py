@@ -72,9 +72,10 @@ class Dispatcher:
         shown = JobMessage(rec.id, rec.extension or rec.digest, rec.job, rec.params, rec.tenant, rec.limits, rec.dispatch)
         options: dict[str, object] = {}
         if rec.priority is not None:
-            # ours: 0..9, higher runs first; the Redis transport consumes lower numbers first, in
-            # its default steps 0, 3, 6, 9 (so a plain Celery client's priorities land in the same queues)
-            options["priority"] = MAX_PRIORITY - max(0, min(MAX_PRIORITY, rec.priority))
+            # ours: 0..9, higher runs first, as in RabbitMQ; the Redis transport consumes lower numbers
+            # first, in its default steps 0, 3, 6, 9 (so a plain Celery client's priorities land in the same queues)
+            priority = max(0, min(MAX_PRIORITY, rec.priority))
+            options["priority"] = MAX_PRIORITY - priority if self.fleet.settings.broker_is_redis else priority
         root = rec.task_id or rec.id
         try:
             self.app.send_task(

@@ -81,10 +81,11 @@ class FleetApp(Celery):
     def unacked_deliveries(self) -> UnackedDeliveries | None:
         """kombu's unacked messages on a Redis broker (None for other brokers: RabbitMQ gives a dead
         consumer's messages back by itself)."""
-        url = self.fleet_settings.broker
-        if not url.startswith(("redis://", "rediss://", "unix://")):
+        settings = self.fleet_settings
+        if not settings.broker_is_redis:
             return None
-        client = self.fleet().client if url == self.fleet_settings.redis_url else connect(url)
+        url = settings.broker
+        client = self.fleet().client if url == settings.redis_url else connect(url, sentinel_master=settings.sentinel_master)
         return UnackedDeliveries.for_transport(client, dict(self.conf.broker_transport_options or {}))
 
     # worker hooks (connected by create_app) ------------------------------------------------

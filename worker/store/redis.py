@@ -58,23 +58,44 @@ _SCRIPT_ERRORS: dict[str, type[StoreError] | type[Exception]] = {
 }
 
 
-def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
-    """A Redis client for ``url`` (``redis://``, ``rediss://``, ``unix://``; password in the URL).
+def connect(url: str, *, timeout: float = 5.0, sentinel_master: str = "mymaster") -> redis.Redis:
+    """A Redis client for ``url`` (``redis://``, ``rediss://``, ``unix://``; password in the URL), or
+    for the master a set of Sentinels names (``sentinel://host:port/db;sentinel://host:port...``).
 
     Replies stay bytes (checkpoints are binary). A command is retried twice on a
-    dropped connection, quickly, so a restarted Redis is picked up again.
+    dropped connection, quickly, so a restarted Redis (or a new master) is picked up again.
     """
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": min(timeout, 2.0),
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        "retry_on_error": [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+        "health_check_interval": 30,
+    }
     try:
-        return redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=min(timeout, 2.0),
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-            health_check_interval=30,
-        )
+        if url.startswith("sentinel://"):
+            return _sentinel_master(url, sentinel_master, options)
+        return redis.Redis.from_url(url, **options)
     except ValueError as exc:
         raise StoreUnavailable(f"bad Redis URL {redact(url)}: {exc}") from exc
+
+
+def _sentinel_master(url: str, master: str, options: dict[str, Any]) -> redis.Redis:
+    """A client of the master the Sentinels in ``url`` name; it asks them again after a failover."""
+    from urllib.parse import urlparse
+
+    from redis.sentinel import Sentinel
+
+    parts = [urlparse(u) for u in url.split(";") if u.strip()]
+    if not parts or any(p.scheme != "sentinel" or not p.hostname for p in parts):
+        raise ValueError("expected sentinel://[:password@]host:port[/db] URLs separated by ';'")
+    hosts = [(p.hostname, p.port or 26379) for p in parts]
+    first = parts[0]
+    db = int(first.path.strip("/") or 0)
+    sentinel = Sentinel(
+        hosts, socket_timeout=options["socket_timeout"], socket_connect_timeout=options["socket_connect_timeout"]
+    )
+    return sentinel.master_for(master, db=db, username=first.username or None, password=first.password, **options)
 
 
 def redact(url: str) -> str:
