@@ -143,3 +143,87 @@ def test_build_prints_the_module_path_relative_to_where_it_runs(tmp_path: Path) 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "pathy/pathy.wasm"
+
+
+PROBE_C = r"""#include "wasmjob.h"
+
+/* Reads "threshold" from the config and "runs" from the store, stores runs + 1,
+ * and fails with a code when the config has no threshold. */
+static int32_t run_probe(wasmjob_job *job) {
+    wasmjob_buf config, runs;
+    int64_t threshold = -1, seen = 0;
+    char text[96];
+    wasmjob_buf_init(&config);
+    wasmjob_buf_init(&runs);
+    if (wasmjob_config(job, &config) == 1) wasmjob_json_get_int(config.data, config.len, "threshold", &threshold);
+    if (threshold < 0) return wasmjob_fail_code(job, WASMJOB_E_INVALID_INPUT, "no threshold in the config");
+    if (wasmjob_kv_get(job, "runs", &runs) == 1) {
+        wasmjob_buf_byte(&runs, 0);
+        for (const char *p = (const char *)runs.data; *p; p++) seen = seen * 10 + (*p - '0');
+    }
+    wasmjob_format(text, sizeof text, "%lld", (long long)(seen + 1));
+    if (wasmjob_kv_set(job, "runs", text)) return wasmjob_fail(job, "kv_set failed");
+    uint32_t n = wasmjob_format(text, sizeof text, "{\"threshold\":%lld,\"runs\":%lld}", (long long)threshold,
+                                (long long)(seen + 1));
+    return wasmjob_complete(job, text, n);
+}
+
+WASMJOB_JOB(probe, run_probe)
+WASMJOB_EXTENSION(WASMJOB_RESUMABLE(probe))
+"""
+
+PROBE_TEST_C = r"""#define WASMJOB_NATIVE
+#include "../probe.c"
+#include "wasmjob_test.h"
+
+int main(void) {
+    WASMJOB_CHECK(wasmjob_test_run(execute_probe, "{}") == WASMJOB_FAILED);
+    WASMJOB_CHECK(strcmp(wasmjob_test.last_error, "invalid_input: no threshold in the config") == 0);
+    wasmjob_test.config = "{\"threshold\": 7, \"label\": \"x\"}";
+    WASMJOB_CHECK(wasmjob_test_run(execute_probe, "{}") == WASMJOB_COMPLETED);
+    WASMJOB_CHECK(wasmjob_test_run(execute_probe, "{}") == WASMJOB_COMPLETED);
+    int64_t runs = 0, threshold = 0;
+    wasmjob_json_get_int(wasmjob_test.checkpoint.data, wasmjob_test.checkpoint.len, "runs", &runs);
+    wasmjob_json_get_int(wasmjob_test.checkpoint.data, wasmjob_test.checkpoint.len, "threshold", &threshold);
+    WASMJOB_CHECK(runs == 2 && threshold == 7);
+    return wasmjob_test_done();
+}
+"""
+
+
+def test_c_sdk_config_kv_and_error_codes_on_the_mock_host_and_in_the_sandbox(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from wasmjob.job import JobSpec, Limits, Status
+    from wasmjob.manifest import Manifest
+    from wasmjob.runtime import Runtime, RuntimeConfig
+    from wasmjob.store import LocalStore
+
+    project = tmp_path / "probe"
+    (project / "tests").mkdir(parents=True)
+    manifest = json.loads((COUNTER / "manifest.json").read_text())
+    manifest.update(id="probe", wasm_file="probe.wasm")
+    manifest["permissions"]["methods"] = ["query:", "action:kv."]
+    manifest.setdefault("wasmjob", {})["config"] = {"threshold": 3}
+    (project / "manifest.json").write_text(json.dumps(manifest))
+    (project / "probe.c").write_text(PROBE_C)
+    (project / "tests" / "test_probe.c").write_text(PROBE_TEST_C)
+    native = subprocess.run([sys.executable, "-m", "wasmjob.cli", "test", str(project)], capture_output=True, text=True)
+    assert native.returncode == 0 and "all checks passed" in native.stderr, native.stderr
+
+    wasm = build_extension(project)
+    rt = Runtime(RuntimeConfig(cache_dir=tmp_path / "cache"))
+    store = LocalStore(tmp_path / "state")
+    try:
+        ext = rt.load(wasm.read_bytes(), Manifest.from_file(project / "manifest.json"))
+        for expected_runs in (1, 2):
+            spec = JobSpec("probe", {})
+            token = store.acquire(spec.job_id, "t", 60)
+            out = rt.run(ext, spec, store, token, limits=Limits(timeout_seconds=30))
+            store.release(spec.job_id, token)
+            assert out.status is Status.COMPLETED, out.reason
+            assert out.result == {"threshold": 3, "runs": expected_runs}
+    finally:
+        store.close()
+        rt.close()

@@ -771,6 +771,29 @@ WASMJOB_API int wasmjob_kv_set(wasmjob_job *job, const char *key, const char *va
     return 0;
 }
 
+/* The raw JSON text of a field (an object, array, number, ...) appended to `out`:
+ * 1 = found, 0 = absent or null, -1 = malformed. Read inside it with the getters above. */
+WASMJOB_API int wasmjob_json_get_raw(const uint8_t *json, uint32_t len, const char *key, wasmjob_buf *out) {
+    wasmjob__cursor c;
+    int found = wasmjob__find(&c, json, len, key);
+    if (found <= 0) return found;
+    const uint8_t *start = c.p;
+    if (wasmjob__skip_value(&c)) return -1;
+    wasmjob_buf_append(out, start, (uint32_t)(c.p - start));
+    return out->failed ? -1 : 1;
+}
+
+/* The extension's configuration, the manifest's "wasmjob": {"config": {...}}, as JSON
+ * text in `out` (query:config.get.v1): 1 = there is one, 0 = none, -1 = the call failed. */
+WASMJOB_API int wasmjob_config(wasmjob_job *job, wasmjob_buf *out) {
+    uint32_t len;
+    const uint8_t *r = wasmjob_call(job, "query:config.get.v1", "{}", 2, &len);
+    if (!r) return -1;
+    int got = wasmjob_json_get_raw(r, len, "config", out);
+    wasmjob_call_free(r, len);
+    return got;
+}
+
 /* ---- Declaring jobs and the extension ---- */
 
 typedef struct wasmjob_job_decl {

@@ -18,7 +18,8 @@
  *   }
  *
  * The mock can interrupt at the Nth wasmjob_interrupted() call, refuse checkpoints,
- * serve the key-value operations (and others through wasmjob_test.on_call), and
+ * serve the key-value operations, the config (wasmjob_test.config) and others
+ * (through wasmjob_test.on_call), and
  * records the last checkpoint, the last error line and the counters.
  */
 #ifndef WASMJOB_TEST_H
@@ -42,6 +43,7 @@ struct wasmjob_test_host {
     const char *kv_keys[WASMJOB_TEST_KV_MAX];
     char *kv_values[WASMJOB_TEST_KV_MAX];
     int kv_len;
+    const char *config;         /* what query:config.get.v1 answers (JSON object), or NULL */
     wasmjob_test_handler on_call; /* other methods: return JSON, or NULL to refuse */
     int failures;
 };
@@ -146,6 +148,9 @@ uint8_t *wasmjob_host_call(const char *method, uint32_t method_len, const uint8_
             wasmjob_test.kv_values[i] = strdup((const char *)value.data);
             result = wasmjob_test__answer("{\"ok\":true}");
         }
+    } else if (!strcmp(name, "query:config.get.v1")) {
+        snprintf(answer, sizeof answer, "{\"config\": %s}", wasmjob_test.config ? wasmjob_test.config : "null");
+        result = wasmjob_test__answer(answer);
     } else if (wasmjob_test.on_call) {
         const char *json = wasmjob_test.on_call(name, p, payload_len);
         if (json) result = wasmjob_test__answer(json);
