@@ -17,7 +17,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +102,7 @@ class Client:
         check the ABI, collect its jobs, sign it and upload it."""
         from .registry import digest_of
         from .runtime import Runtime, RuntimeConfig
-        from .snapshot.instrument import can_instrument
+        from .snapshot.instrument import load_for_registry
 
         policy = self.fleet.policy
         policy.check_manifest(manifest)
@@ -111,10 +110,7 @@ class Client:
         publisher = key if isinstance(key, PublisherKey) else load_or_create(key)
         runtime = Runtime(RuntimeConfig(cache_dir=None))
         try:
-            # snapshot mode without binaryen here: validate the module as built; workers instrument it
-            local = can_instrument() or manifest.durability != "snapshot"
-            ext = runtime.load(wasm, manifest if local else replace(manifest, durability="checkpoint"))
-            instrumented = runtime.instrumenter.get(wasm, ext.digest) if ext.snapshot_mode else None
+            ext, instrumented = load_for_registry(runtime, wasm, manifest)
         finally:
             runtime.close()
         signature = Signature.make(publisher, manifest.id, manifest.version, digest_of(wasm), manifest.to_dict())

@@ -18,6 +18,7 @@ import msgpack
 from ..errors import PublishRefused, StoreUnavailable, WasmJobError
 from ..manifest import Manifest
 from ..publishers import Signature
+from ..snapshot.instrument import load_for_registry
 from ..store.redis import as_bytes, translated
 
 if TYPE_CHECKING:
@@ -76,5 +77,7 @@ def verify_and_register(fleet: Fleet, runtime: Any, upload_id: str) -> Extension
         manifest = Manifest.from_dict(data["manifest"], source=f"upload {upload_id}")
     except (ValueError, KeyError, TypeError, msgpack.exceptions.ExtraData) as exc:
         raise PublishRefused(f"upload {upload_id} is malformed: {exc}") from None
-    ext = runtime.load(wasm, manifest)
-    return fleet.registry.add(wasm, manifest, list(ext.jobs), signature=Signature(public, signature))
+    ext, instrumented = load_for_registry(runtime, wasm, manifest)
+    return fleet.registry.add(
+        wasm, manifest, list(ext.jobs), signature=Signature(public, signature), instrumented=instrumented
+    )

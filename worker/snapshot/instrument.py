@@ -20,11 +20,14 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from .. import wasmbin
 from ..cache import digest_of
 from ..errors import SnapshotError
+from ..manifest import Manifest
 from .globals_export import export_mutable_globals
 
 log = logging.getLogger(__name__)
@@ -182,3 +185,15 @@ class InstrumentCache:
             os.replace(tmp, path)
         except OSError as exc:
             log.warning("cannot cache instrumented module %s: %s", path, exc)
+
+
+def load_for_registry(runtime: Any, wasm: bytes, manifest: Manifest) -> tuple[Any, bytes | None]:
+    """Validate a module about to be registered: (the loaded Extension, its instrumented bytes or None).
+
+    Snapshot mode on a machine without binaryen validates the module as built and
+    registers no instrumented copy: workers with ``wasm-opt`` instrument it themselves.
+    """
+    if manifest.durability == "snapshot" and not can_instrument():
+        return runtime.load(wasm, replace(manifest, durability="checkpoint")), None
+    ext = runtime.load(wasm, manifest)
+    return ext, runtime.instrumenter.get(wasm, ext.digest) if ext.snapshot_mode else None
