@@ -78,7 +78,7 @@ def short_lived(fleet: Any, retention: float = 1.0) -> Any:
 
 def job_keys(fleet: Any, job: str) -> list[str]:
     k = fleet.keys
-    return [k.job(job), k.state(job), k.logs(job), k.warnings(job), k.events(job), k.result(job)]
+    return [k.job(job), k.state(job), k.logs(job), k.warnings(job), k.events(job), k.result(job), k.celery_result(job)]
 
 
 def run_to_the_end(fleet: Any, records: Any, job: str, result: Any, kind: str = "completed") -> None:
@@ -106,7 +106,7 @@ def test_a_finished_job_keeps_everything_until_its_retention_then_all_of_it_expi
     job = make_job(records)
     run_to_the_end(own, records, job, {"big": "x" * 200})
     keys = job_keys(own, job)
-    assert all(own.client.exists(key) for key in keys), "record, state, logs, warnings, events and the result"
+    assert all(own.client.exists(key) for key in keys), "record, state, logs, warnings, events, result, Celery's"
     ttls = {own.client.pexpiretime(key) for key in keys}
     assert len(ttls) == 1 and ttls.pop() > 0, "every key expires at the same instant"
     rec = records.get(job)

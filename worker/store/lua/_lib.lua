@@ -57,7 +57,8 @@ end
 -- A finished job expires whole: its record and the keys in `others` (state, logs, warnings, events, a
 -- result kept apart) all at the same instant, after the job's own retain_ms (from its limits) or the
 -- operator's default, never past the operator's maximum; the expiring index tells the sweep when to
--- prune the job from the jobs index. Call it last: a key written after it would outlive the rest.
+-- prune the job from the jobs index. Call it last: a key written after it would outlive the rest
+-- (Celery's result key, set with its own expiry, goes last in `others`: it may be nil).
 -- `retain` is the record's retain_ms when the caller read it already (false: the job has none).
 local function retire(job_key, others, expiring_key, job_id, now, default_ms, max_ms, retain)
   if retain == nil then retain = redis.call('HGET', job_key, 'retain_ms') end

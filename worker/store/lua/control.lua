@@ -21,10 +21,9 @@ local function stop(new_status)
   event(K.events, now, new_status, {by = 'client'})
   if new_status == 'cancelled' then
     redis.call('HSET', job, 'finished_at', now)
-    retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key, K.snapshot_a, K.snapshot_b},
-      K.expiring, job_id, now,
-      A.retain_ms, A.max_retain_ms)
     celery_result(K.celery_result, redis.call('HGET', job, 'task_id') or job_id, 'cancelled', '', 'job ' .. job_id .. ' cancelled', A.result_expires_ms)
+    retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key, K.snapshot_a, K.snapshot_b,
+      K.celery_result}, K.expiring, job_id, now, A.retain_ms, A.max_retain_ms)
   end
 end
 if action == 'pause' then

@@ -104,7 +104,8 @@ else
     local why = (status == 'failed') and ('job ' .. job_id .. ' failed: ' .. err) or ('job ' .. job_id .. ' cancelled')
     celery_result(K.celery_result, f[12] or job_id, status, A.result, why, A.result_expires_ms)
   end
-  retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key, K.snapshot_a, K.snapshot_b},
+  retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key, K.snapshot_a, K.snapshot_b,
+    K.celery_result},
     K.expiring, job_id, now,
     A.retain_ms, A.max_retain_ms, f[11])
 end

@@ -52,7 +52,8 @@ else
 end
 event(K.events, now, 'lost', {worker = worker, next = status, from_checkpoint = checkpoints})
 if status == 'failed' or status == 'cancelled' then
-  retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key, K.snapshot_a, K.snapshot_b},
+  retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key, K.snapshot_a, K.snapshot_b,
+    K.celery_result},
     K.expiring, job_id, now,
     A.retain_ms, A.max_retain_ms)
 end
