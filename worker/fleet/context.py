@@ -29,6 +29,8 @@ class Fleet:
             max_checkpoint_bytes=settings.max_checkpoint_bytes,
             max_kv_bytes=self.policy.max_kv_bytes,
             max_kv_keys=self.policy.max_kv_keys,
+            replicas=settings.checkpoint_replicas,
+            replica_wait_ms=settings.checkpoint_wait_ms,
         )
         self.scripts = self.store.scripts
         self.records = Records(

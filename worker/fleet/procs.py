@@ -111,6 +111,61 @@ class LocalRedis:
         self.start()
 
 
+class LocalSentinel:
+    """A private Redis Sentinel watching the master on ``master_port`` as ``master`` (quorum 2,
+    down after 1 s): ``redis-server --sentinel`` with its own config file in ``data_dir``."""
+
+    def __init__(self, data_dir: Path, master_port: int, *, master: str = "mymaster", port: int | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.master_port = master_port
+        self.master = master
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"sentinel://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> LocalSentinel:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "sentinel.conf"
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\nprotected-mode no\ndir {self.data_dir}\nlogfile sentinel.log\n"
+            f"sentinel monitor {self.master} 127.0.0.1 {self.master_port} 2\n"
+            f"sentinel down-after-milliseconds {self.master} 1000\n"
+            f"sentinel failover-timeout {self.master} 5000\n"
+            f"sentinel parallel-syncs {self.master} 1\n"
+        )
+        self.proc = subprocess.Popen(
+            [find_redis_server(), str(conf), "--sentinel"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not redis_reachable(f"redis://127.0.0.1:{self.port}"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise ConfigError(f"redis sentinel on port {self.port} did not start; see {self.data_dir}")
+            time.sleep(0.05)
+        return self
+
+    def master_port_now(self) -> int | None:
+        """The port of the master this sentinel names now (it changes after a failover)."""
+        import redis
+
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        try:
+            host_port = client.sentinel_get_master_addr_by_name(self.master)
+            return int(host_port[1]) if host_port else None
+        except redis.exceptions.RedisError:
+            return None
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
 class LocalWorker:
     """A ``celery -A wasmjob.fleet.app worker`` in its own process group.
 

@@ -159,8 +159,8 @@ class Scripts:
         script.sha = script.registered_client.script_load(script.script)
 
 
-def send_pair(client: redis.Redis, first: Sequence[Any], second: Sequence[Any]) -> tuple[Any, Any]:
-    """Send two commands in one write on one pooled connection and read both replies.
+def send_pair(client: redis.Redis, first: Sequence[Any], second: Sequence[Any], *more: Sequence[Any]) -> tuple[Any, ...]:
+    """Send two commands (and any ``more``) in one write on one pooled connection and read every reply.
 
     Cheaper than a redis-py Pipeline for this one fixed pair. Error replies come back as
     ``ResponseError`` values, not raised, so both replies are always read. On a dropped
@@ -170,9 +170,11 @@ def send_pair(client: redis.Redis, first: Sequence[Any], second: Sequence[Any]) 
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
-        def attempt() -> tuple[Any, Any]:
-            conn.send_packed_command(conn.pack_commands([first, second]))
-            return _reply(conn), _reply(conn)
+        commands = [first, second, *more]
+
+        def attempt() -> tuple[Any, ...]:
+            conn.send_packed_command(conn.pack_commands(commands))
+            return tuple(_reply(conn) for _ in commands)
 
         return conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())  # type: ignore[no-any-return]
     except BaseException:
@@ -194,6 +196,8 @@ class RedisStore:
 
     Takes a client (see :func:`connect`), the key layout, and the largest
     checkpoint accepted (the runtime enforces the job's own, smaller limit first).
+    ``replicas``: a checkpoint counts as saved only once that many replicas have it
+    (Redis ``WAIT``, up to ``replica_wait_ms``), so it survives a failover to any of them.
     """
 
     def __init__(
@@ -204,8 +208,12 @@ class RedisStore:
         max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES,
         max_kv_bytes: int = 64 * 1024 * 1024,
         max_kv_keys: int = 10_000,
+        replicas: int = 0,
+        replica_wait_ms: int = 1000,
     ) -> None:
         self.client = client
+        self.replicas = replicas
+        self.replica_wait_ms = replica_wait_ms
         self.keys = keys or Keys()
         self.scripts = Scripts(client)
         self.max_checkpoint_bytes = max_checkpoint_bytes
@@ -315,11 +323,14 @@ class RedisStore:
             return
         keys, argv = call.encoded()
         with translated(job_id):
+            # with replicas asked for, a WAIT in the same write holds the reply until they have it
+            wait = [("WAIT", self.replicas, self.replica_wait_ms)] if self.replicas else []
             for _ in range(2):
-                stored, committed = send_pair(
+                stored, committed, *replicated = send_pair(
                     self.client,
                     ("SET", staging, state, "PX", STAGING_TTL_MS),
                     ("EVALSHA", self.scripts.sha("checkpoint"), len(keys), *keys, argv),
+                    *wait,
                 )
                 if isinstance(stored, Exception):
                     raise stored
@@ -328,6 +339,11 @@ class RedisStore:
                 self.scripts.load("checkpoint")  # Redis restarted or flushed its scripts: load, send again
             if isinstance(committed, Exception):
                 raise committed
+        if replicated and (isinstance(replicated[0], Exception) or int(replicated[0]) < self.replicas):
+            raise StoreUnavailable(
+                f"checkpoint reached {replicated[0]} of {self.replicas} replica(s) within {self.replica_wait_ms} ms;"
+                " it counts as not saved", job_id=job_id,
+            )
 
     # key-value pairs of extensions ----------------------------------------------
 

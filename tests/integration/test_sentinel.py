@@ -1,0 +1,100 @@
+"""Redis behind Sentinel: one master, one replica and three sentinels on loopback ports; the
+master is SIGKILLed mid-run and every job still completes exactly once with the right result.
+
+Checkpoints wait for the replica (``WASMJOB_CHECKPOINT_REPLICAS=1``), so every acknowledged
+checkpoint is on the machine that becomes the master.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from chaos import start_fleet, stop_fleet
+from modules import TICKER_WAT, ticker_params, ticker_result
+
+SPIN = 2_000_000
+
+
+def _until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def sentinel_set(_fleet):
+    import redis
+
+    from wasmjob.fleet.procs import LocalRedis, LocalSentinel
+
+    base = _fleet.tmp / "sentinel"
+    master = LocalRedis(base / "master").start()
+    replica = LocalRedis(base / "replica", extra_args=["--replicaof", "127.0.0.1", str(master.port)]).start()
+    sentinels = [LocalSentinel(base / f"s{i}", master.port).start() for i in range(3)]
+    try:
+        probe = redis.Redis(port=master.port)
+        _until(lambda: probe.info("replication").get("connected_slaves") == 1, 30, "the replica to sync")
+        probe.close()
+        for s in sentinels:
+            client = redis.Redis(port=s.port, decode_responses=True)
+            _until(lambda: len(client.sentinel_slaves("mymaster")) == 1
+                   and len(client.sentinel_sentinels("mymaster")) == 2, 30, "the sentinels to know each other")
+            client.close()
+        yield master, replica, sentinels
+    finally:
+        for proc in (*sentinels, replica, master):
+            proc.stop()
+
+
+@pytest.mark.timeout(180)
+def test_jobs_complete_exactly_once_when_the_master_is_killed_and_sentinel_fails_over(_fleet, sentinel_set) -> None:
+    from wasmjob.fleet.procs import LocalRedis
+
+    master, replica, sentinels = sentinel_set
+    env = {
+        "WASMJOB_REDIS_URL": ";".join(s.url for s in sentinels),
+        "WASMJOB_SENTINEL_MASTER": "mymaster",
+        "WASMJOB_CHECKPOINT_REPLICAS": "1",
+    }
+    fleet = start_fleet(_fleet, "sentinel", env, workers=2)
+    try:
+        fleet.register("sentinel-ticker", TICKER_WAT)
+        targets = [150 + 30 * i for i in range(8)]
+        jobs = [fleet.client.submit("sentinel-ticker", "tick", ticker_params(t, SPIN)) for t in targets]
+        _until(lambda: sum(j.record().checkpoints >= 1 for j in jobs) >= 2, 60, "jobs to checkpoint")
+        master.proc.kill()
+        killed = time.monotonic()
+        master.proc.wait()
+        _until(lambda: sentinels[0].master_port_now() == replica.port, 60, "a failover")
+        failover = time.monotonic() - killed
+        # the old master comes back and becomes the new master's replica (checkpoints wait for one)
+        old = LocalRedis(master.data_dir, port=master.port, extra_args=["--replicaof", "127.0.0.1", str(replica.port)])
+        master.proc = old.start().proc
+        records = [j.wait(120) for j in jobs]
+        done = time.monotonic() - killed
+        assert [r.status for r in records] == ["completed"] * len(jobs), [r.error or r.last_error for r in records]
+        for job, target in zip(jobs, targets):
+            assert job.result() == ticker_result(target, SPIN)
+            assert [e["event"] for e in job.events()].count("completed") == 1
+        print(f"\nsentinel failover: new master {failover:.1f}s after SIGKILL, all {len(jobs)} jobs completed "
+              f"once {done:.1f}s after it; runs lost with the master: {sum(r.recoveries for r in records)}")
+        assert not [n for n, w in fleet.workers.items() if not w.alive], "a worker died with the master"
+    finally:
+        stop_fleet(fleet)
+
+
+def test_a_checkpoint_that_must_reach_a_replica_is_refused_when_none_has_it(redis_server) -> None:
+    from wasmjob.errors import StoreUnavailable
+    from wasmjob.keys import Keys
+    from wasmjob.store.redis import RedisStore, connect
+
+    store = RedisStore(connect(redis_server.url), Keys("wait-for-replica"), replicas=1, replica_wait_ms=50)
+    try:
+        token = store.acquire("job", "w/1/a", ttl=5)
+        with pytest.raises(StoreUnavailable, match="0 of 1 replica"):
+            store.save_checkpoint("job", token, b"state")
+    finally:
+        store.client.close()
