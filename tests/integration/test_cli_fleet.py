@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from wasmjob.client import JobHandle
 from modules import TICKER_WAT, ticker_params, ticker_result, write_extension
 
 pytestmark = pytest.mark.timeout(60)
@@ -88,8 +89,9 @@ SLOW = 2_000_000  # about 2 ms per tick
 def test_ids_are_accepted_by_unique_prefix_and_an_ambiguous_one_is_refused(fleet) -> None:
     fleet.register("cliticker", TICKER_WAT)
     a = fleet.client.submit("cliticker", "tick", ticker_params(5), job_id="abcdef01-0000-4000-8000-000000000001")
-    fleet.client.submit("cliticker", "tick", ticker_params(5), job_id="abcdef02-0000-4000-8000-000000000002")
+    b = fleet.client.submit("cliticker", "tick", ticker_params(5), job_id="abcdef02-0000-4000-8000-000000000002")
     a.wait(30)
+    b.wait(30)  # both records exist before the prefix is looked up
     status = json.loads(wasmjob(fleet, "status", "abcdef01", "--json").stdout)
     assert status["id"] == a.id
     ambiguous = wasmjob(fleet, "result", "abcdef0", ok=False)
@@ -146,6 +148,7 @@ def test_a_first_run_shows_no_measurement_instead_of_zeros(fleet) -> None:
 def test_logs_json_and_follow_until_the_job_is_done(fleet) -> None:
     fleet.register("cliticker", TICKER_WAT)
     job = fleet.client.submit("cliticker", "tick", ticker_params(200, SLOW))
+    fleet.wait_running(job)  # its record exists
     follow = wasmjob(fleet, "logs", job.id, "--follow", "--json")  # returns once the job is done
     assert fleet.client.job(job.id).record().done
     lines = [json.loads(line) for line in follow.stdout.splitlines()]
@@ -168,8 +171,9 @@ def test_ctrl_c_during_submit_wait_says_the_job_goes_on_and_how_to_pause_it(flee
     assert proc.stderr is not None
     first = proc.stderr.readline()  # "job <id>"
     job_id = first.split()[-1]
+    handle = JobHandle(fleet.client, job_id, submitted=True)  # its record may not exist yet
     deadline = time.monotonic() + 30
-    while fleet.client.job(job_id).record().status != "running":
+    while handle.record().status != "running":
         assert time.monotonic() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
@@ -177,5 +181,5 @@ def test_ctrl_c_during_submit_wait_says_the_job_goes_on_and_how_to_pause_it(flee
     assert proc.returncode == 130, err
     assert f"job {job_id} goes on running on the fleet" in err and f"wasmjob pause {job_id}" in err
     assert "wasmjob: interrupted" not in err and out == ""
-    assert fleet.client.job(job_id).record().status == "running"
-    fleet.client.job(job_id).cancel()
+    assert handle.record().status == "running"
+    handle.cancel()
