@@ -9,6 +9,7 @@ the job's whole state is its recursion.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +36,11 @@ def snap_workers(_fleet) -> Iterator[dict]:
     for w in workers.values():
         w.wait_ready()
     yield workers
-    for w in workers.values():
-        w.stop(timeout=5)
+    stopping = [threading.Thread(target=w.stop, kwargs={"timeout": 5}) for w in workers.values()]
+    for t in stopping:
+        t.start()
+    for t in stopping:
+        t.join()
 
 
 @pytest.fixture(scope="module")
