@@ -22,6 +22,7 @@ LEASE_TTL = 2.0
 SWEEP_INTERVAL = 0.5
 PASSWORD = "test-pass-1"
 KV_QUOTA = 4 * 1024 * 1024
+MAX_FUNCTIONS = 10_000
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -113,6 +114,7 @@ def fleet_env(redis_server: Any) -> dict[str, str]:
         "WASMJOB_LEASE_TTL": str(LEASE_TTL),
         "WASMJOB_SWEEP_INTERVAL": str(SWEEP_INTERVAL),
         "WASMJOB_MAX_KV_BYTES": str(KV_QUOTA),  # small, so the KV flood test fills it quickly
+        "WASMJOB_MAX_FUNCTIONS": str(MAX_FUNCTIONS),  # small, so the compile bomb test builds one quickly
         "WASMJOB_CACHE_DIR": str(redis_server.data_dir.parent / "module-cache"),
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
