@@ -147,7 +147,7 @@ def test_a_first_run_shows_no_measurement_instead_of_zeros(fleet) -> None:
 
 def test_logs_json_and_follow_until_the_job_is_done(fleet) -> None:
     fleet.register("cliticker", TICKER_WAT)
-    job = fleet.client.submit("cliticker", "tick", ticker_params(200, SLOW))
+    job = fleet.client.submit("cliticker", "tick", ticker_params(600, SLOW))
     fleet.wait_running(job)  # its record exists
     follow = wasmjob(fleet, "logs", job.id, "--follow", "--json")  # returns once the job is done
     assert fleet.client.job(job.id).record().done
