@@ -18,6 +18,7 @@ import os
 import secrets
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class CacheStats:
     disk_hits: int = 0
     compiles: int = 0
     rejected_artifacts: int = 0
+    compile_seconds: float = 0.0
 
 
 class ModuleCache:
@@ -114,7 +116,9 @@ class ModuleCache:
                 return module
         module = self._from_disk(digest, wc.Component if is_component(wasm) else wasmtime.Module)
         if module is None:
+            started = time.perf_counter()
             module = self._compile(wasm)
+            self.stats.compile_seconds += time.perf_counter() - started
             self.stats.compiles += 1
             self._to_disk(digest, module)
         else:

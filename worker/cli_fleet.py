@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +42,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("celery_args", nargs=argparse.REMAINDER, help="more `celery worker` options after --")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("flower", parents=[common], help="run Flower, Celery's web monitor, on the fleet")
+    p = sub.add_parser(
+        "flower", parents=[common], help="run Flower, Celery's web monitor, on the fleet",
+        description="Run Flower on the fleet. Flower's HTTP API (/api/...) refuses requests unless "
+        "FLOWER_UNAUTHENTICATED_API=true is set or an auth option is given (FLOWER_BASIC_AUTH=user:pass, "
+        "--auth ...): set one of them to use the API, e.g. to revoke (cancel) jobs from scripts.",
+    )
     p.add_argument("--port", type=int, default=5555, help="HTTP port (default: 5555)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("flower_args", nargs=argparse.REMAINDER, help="more `celery flower` options after --")
     p.set_defaults(func=cmd_flower)
+
+    p = sub.add_parser("metrics", parents=[common], help="the fleet's Prometheus metrics (once, or served)")
+    p.add_argument("--serve", type=int, metavar="PORT", help="serve /metrics on PORT until stopped")
+    p.add_argument("--address", default="127.0.0.1", help="with --serve: address to listen on (default: 127.0.0.1)")
+    p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("submit", parents=[common], help="queue a job; prints its id (with --wait, its result)")
     p.add_argument("extension", help="id, id@version or sha256:<hex> of a registered extension")
@@ -135,6 +146,20 @@ def cmd_flower(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "celery", "-A", APP, "flower", f"--port={args.port}", f"--address={args.address}"]
     cmd += _rest(args.flower_args)
     return _exec(cmd, args)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from .fleet.context import Fleet
+    from .fleet.metrics import exposition, serve
+
+    fleet = Fleet(_settings(args))
+    if args.serve is None:
+        sys.stdout.write(exposition(fleet).decode())
+        return 0
+    serve(fleet, args.serve, args.address)
+    print(f"serving the fleet's metrics on http://{args.address}:{args.serve}/metrics", file=sys.stderr, flush=True)
+    threading.Event().wait()
+    return 0  # not reached
 
 
 def _rest(extra: list[str]) -> list[str]:

@@ -42,6 +42,8 @@ Usage, key-value, fleet
   {p}:usage:{ext}|{tenant}     hash    runs, fuel, wall_seconds, completed, failed, cancelled, abandoned
   {p}:kv:{namespace}           hash    an extension's key-value pairs; namespace = "<tenant>:<extension>"
   {p}:kvusage:{namespace}      hash    bytes, keys: what that scope holds, against the operator's quota
+  {p}:metrics                  hash    fleet-wide counters only a worker process knows (cache hits, compiles,
+                                       compile seconds, refused writes, recoveries): fleet/metrics.py
   {p}:sweep:lock               string  held by the worker running the recovery sweep
   {p}:worker:{name}:stopping   string  set while a worker shuts down: its jobs checkpoint and move
 
@@ -164,6 +166,10 @@ class Keys:
 
     def kv_usage(self, namespace: str) -> str:
         return f"{self.prefix}:kvusage:{namespace}"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.prefix}:metrics"
 
     @property
     def sweep_lock(self) -> str:

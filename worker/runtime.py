@@ -21,7 +21,7 @@ from typing import Any
 import wasmtime
 
 from . import abi
-from .cache import ModuleCache, default_cache_dir, digest_of
+from .cache import CacheStats, ModuleCache, default_cache_dir, digest_of
 from .component import ComponentExtension, ComponentRunner, is_component
 from .component.traps import explain_component
 from .compiler import CompileLimits, compile_serialized
@@ -149,6 +149,16 @@ class Runtime:
 
     def close(self) -> None:
         self.ticker.stop()
+
+    def cache_stats(self) -> CacheStats:
+        """Module-cache hits, compiles and compile time of this process, over both engine flavours."""
+        total = CacheStats()
+        with self._lock:
+            boxes = list(self._sandboxes.values())
+        for box in boxes:
+            for name, value in vars(box.cache.stats).items():
+                setattr(total, name, getattr(total, name) + value)
+        return total
 
     def sandbox(self, metered: bool) -> Sandbox:
         """The Engine flavour with (``metered``) or without fuel; the second is made on first use."""

@@ -97,8 +97,16 @@ class JobExecution:
         self.on_progress = on_progress
         self.job_id = msg.job_id
         self.task_id = task_id or msg.task_id  # the Celery task id of this delivery
+        self.refused_writes = 0  # this run's writes Redis refused (its lease was gone)
 
     def run(self) -> dict[str, Any]:
+        try:
+            return self._deliver()
+        finally:
+            # cache hits, compiles and refused writes of this process, when they grew (fleet/metrics.py)
+            self.proc.flush_metrics(self.refused_writes)
+
+    def _deliver(self) -> dict[str, Any]:
         claim = self._claim()
         if claim.outcome == "wait":
             log.info("job %s waits for a free slot of its extension", self.job_id)
@@ -223,6 +231,8 @@ class JobExecution:
                 log.exception("job %s: internal error while running", rec.id)
                 error = f"internal error: {type(exc).__name__}: {exc}"
                 return Verdict("retry", error=error, delay=backoff(claim.attempts))
+            finally:
+                self.refused_writes += store.refused
         if keeper.lost and outcome.status is not Status.COMPLETED:
             log.warning("job %s: %s", rec.id, keeper.lost_reason)
         return verdict_for(outcome, claim.attempts)
@@ -257,6 +267,7 @@ class JobExecution:
                 task_id=rec.task_id,
             )
         except LeaseLost:
+            self.refused_writes += 1
             log.warning("job %s: this run lost its lease; another worker owns the job, nothing recorded", rec.id)
             self._bill_abandoned(rec, tenant, verdict)
             return self._summary("abandoned", detail="lease lost")
@@ -311,6 +322,7 @@ class PrefetchedStore:
         self._job_id = job_id
         self._state: bytes | None = state
         self._fresh = True
+        self.refused = 0  # checkpoint and progress writes refused for a stale lease
 
     def acquire(self, job_id: str, owner: str, ttl: float) -> int:
         return self.store.acquire(job_id, owner, ttl)
@@ -328,10 +340,18 @@ class PrefetchedStore:
         return self.store.load_checkpoint(job_id)
 
     def save_checkpoint(self, job_id: str, token: int, state: bytes, update: ProgressUpdate | None = None) -> None:
-        self.store.save_checkpoint(job_id, token, state, update)
+        try:
+            self.store.save_checkpoint(job_id, token, state, update)
+        except LeaseLost:
+            self.refused += 1
+            raise
 
     def record_progress(self, job_id: str, token: int, update: ProgressUpdate) -> None:
-        self.store.record_progress(job_id, token, update)
+        try:
+            self.store.record_progress(job_id, token, update)
+        except LeaseLost:
+            self.refused += 1
+            raise
 
     def save_snapshot_base(self, job_id: str, token: int, slot: str, data: bytes) -> None:
         self.store.save_snapshot_base(job_id, token, slot, data)

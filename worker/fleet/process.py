@@ -23,6 +23,7 @@ from ..snapshot.instrument import can_instrument
 from ..store.redis import as_text, translated
 from .context import Fleet
 from .headroom import Headroom
+from .metrics import ProcessCounters
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -53,6 +54,18 @@ class WorkerProcess:
         self._refused: dict[str, str] = {}
         self._lock = threading.Lock()
         self.supervisor = Supervisor()
+        self.counters = ProcessCounters()
+        self.refused_writes = 0
+
+    def flush_metrics(self, refused_writes: int = 0) -> None:
+        """Add this process's new cache, compile and refused-write counts to the fleet's metrics
+        (a round trip only when one of them grew: warm runs cost nothing)."""
+        self.refused_writes += refused_writes
+        stats = self.runtime.cache_stats()
+        self.counters.flush(self.fleet, {
+            "cache_memory_hits": stats.memory_hits, "cache_disk_hits": stats.disk_hits, "compiles": stats.compiles,
+            "compile_seconds": stats.compile_seconds, "refused_writes": self.refused_writes,
+        })
         self.headroom = Headroom(self.fleet.store, self.fleet.policy.redis_memory_high)
 
     def owner(self, worker_name: str) -> str:

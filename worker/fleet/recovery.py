@@ -26,6 +26,7 @@ from ..records import TERMINAL
 from .context import Fleet
 from .deliveries import UnackedDeliveries
 from .dispatch import Dispatcher
+from .metrics import add_counter
 from .results import store_outcome
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class Sweeper:
         if done is None:
             return
         report.recovered[job_id] = done.status
+        add_counter(self.fleet, "recoveries")
         log.warning("job %s: its worker's lease expired; now %s", job_id, done.status)
         if done.status == "queued" and self.dispatcher.send(job_id):
             report.sent += 1

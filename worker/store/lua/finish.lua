@@ -31,6 +31,10 @@ redis.call('HINCRBY', K.usage, 'runs', 1)
 if fuel > 0 then redis.call('HINCRBY', K.usage, 'fuel', fuel) end
 redis.call('HINCRBYFLOAT', K.usage, 'wall_seconds', wall)
 redis.call('HINCRBYFLOAT', K.usage, 'cpu_seconds', cpu)
+-- the largest memory one run of this extension and tenant used (a Prometheus gauge)
+if A.peak_memory > num(redis.call('HGET', K.usage, 'peak_memory')) then
+  redis.call('HSET', K.usage, 'peak_memory', A.peak_memory)
+end
 
 local control = f[4] or ''
 local progressed = num(f[5]) > num(f[6])
@@ -66,6 +70,7 @@ set('status', status)
 local gone = {'worker'}
 local dispatch = num(f[8])
 if status == 'queued' then
+  redis.call('HINCRBY', K.usage, 'continued', 1)  -- runs by outcome: a slice ended or a retry is due
   dispatch = dispatch + 1
   set('dispatch', dispatch)
   set('queued_at', now)
