@@ -74,8 +74,7 @@ class Unwinder:
         self.buffer = 0
         self.rewinding = False
         self.pending: str | None = None
-        self.started = time.monotonic()
-        self.next_snapshot = self.started + every if every else math.inf
+        self.next_snapshot = time.monotonic() + every if every else math.inf
 
     @staticmethod
     def _func(exports: Mapping[str, object], name: str) -> wasmtime.Func:

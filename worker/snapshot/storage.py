@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ..errors import CheckpointTooLarge
 from ..store.base import CheckpointStore, ProgressUpdate
@@ -42,21 +42,10 @@ class SnapshotStats:
     taken: int = 0
     full: int = 0
     bytes_written: int = 0
-    last_bytes: int = 0
     memory_bytes: int = 0
     save_seconds: float = 0.0
     restore_seconds: float = 0.0
     sizes: list[int] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "taken": self.taken,
-            "full": self.full,
-            "bytes_written": self.bytes_written,
-            "memory_bytes": self.memory_bytes,
-            "save_seconds": round(self.save_seconds, 6),
-            "restore_seconds": round(self.restore_seconds, 6),
-        }
 
 
 class SnapshotStore:
@@ -101,7 +90,6 @@ class SnapshotStore:
             self._since_full += 1
         self.stats.taken += 1
         self.stats.bytes_written += written
-        self.stats.last_bytes = written
         self.stats.sizes.append(written)
         self.stats.memory_bytes = len(image.memory)
         self.stats.save_seconds += time.perf_counter() - started
