@@ -117,3 +117,16 @@ def test_redis_has_the_acl_users_wasmjob_acl_prints_and_each_service_logs_in_as_
     env = {name: "\n".join(block) for name, block in services.items()}
     assert f"redis://worker:{SECRETS['REDIS_WORKER_PASSWORD']}@redis" in env["worker"]
     assert f"redis://producer:{SECRETS['REDIS_PRODUCER_PASSWORD']}@redis" in env["flower"]
+
+
+def test_the_rabbitmq_profile_adds_the_broker_and_workers_take_its_url() -> None:
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", **SECRETS,
+           "RABBITMQ_PASSWORD": "r4bbit-test-secret", "WASMJOB_BROKER_URL": "amqp://wasmjob:r4bbit-test-secret@rabbitmq:5672/wasmjob"}
+    base = [*compose_command(), "-f", str(ROOT / "docker-compose.yml"), "--profile", "rabbitmq"]
+    listed = subprocess.run([*base, "config", "--services"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert "rabbitmq" in listed.stdout.split(), listed.stderr
+    text = subprocess.run([*base, "config"], capture_output=True, text=True, cwd=ROOT, env=env).stdout
+    worker = "\n".join(services_of(text)["worker"])
+    assert "amqp://wasmjob:r4bbit-test-secret@rabbitmq:5672/wasmjob" in worker
+    rabbit = services_of(text)["rabbitmq"]
+    assert "profiles:" in rabbit and "- rabbitmq" in rabbit, "RabbitMQ must only start with its profile"
