@@ -56,6 +56,7 @@ class WorkerProcess:
         self.supervisor = Supervisor()
         self.counters = ProcessCounters()
         self.refused_writes = 0
+        self.headroom = Headroom(self.fleet.store, self.fleet.policy.redis_memory_high)
 
     def flush_metrics(self, refused_writes: int = 0) -> None:
         """Add this process's new cache, compile and refused-write counts to the fleet's metrics
@@ -66,7 +67,6 @@ class WorkerProcess:
             "cache_memory_hits": stats.memory_hits, "cache_disk_hits": stats.disk_hits, "compiles": stats.compiles,
             "compile_seconds": stats.compile_seconds, "refused_writes": self.refused_writes,
         })
-        self.headroom = Headroom(self.fleet.store, self.fleet.policy.redis_memory_high)
 
     def owner(self, worker_name: str) -> str:
         """A lease owner for one run: worker name, pid and a nonce."""
