@@ -396,9 +396,17 @@ class Records:
 
     # the lifecycle of a run ------------------------------------------------------------
 
-    def claim(self, job_id: str, ext_id: str, owner: str, ttl: float, dispatch: int, wait: float) -> Claim:
-        """Take the job for one run if its status, dispatch number and concurrency allow."""
-        reply = self.scripts(self.claim_call(job_id, ext_id, owner, ttl, dispatch, wait), job_id=job_id)
+    def claim(
+        self, job_id: str, ext_id: str, owner: str, ttl: float, dispatch: int, wait: float,
+        limits_noted: tuple[str, str] = ("", ""),
+    ) -> Claim:
+        """Take the job for one run if its status, dispatch number and concurrency allow.
+
+        ``limits_noted``: (effective limits JSON, notes) to show in the record from the claim on,
+        when the worker knows them already (saves a write per run); ("", "") leaves them.
+        """
+        call = self.claim_call(job_id, ext_id, owner, ttl, dispatch, wait, limits_noted)
+        reply = self.scripts(call, job_id=job_id)
         what = as_text(reply[0])
         if what == "ok":
             flat = reply[4]
@@ -409,14 +417,17 @@ class Records:
             )
         return Claim(what, detail=as_text(reply[1]) if len(reply) > 1 else "")  # type: ignore[arg-type]
 
-    def claim_call(self, job_id: str, ext_id: str, owner: str, ttl: float, dispatch: int, wait: float) -> c.Claim:
+    def claim_call(
+        self, job_id: str, ext_id: str, owner: str, ttl: float, dispatch: int, wait: float,
+        limits_noted: tuple[str, str] = ("", ""),
+    ) -> c.Claim:
         k = self.keys
         return c.Claim(
             job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
             ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
             state=k.state(job_id),
             owner=owner, ttl_ms=int(ttl * 1000), dispatch=dispatch, ext_id=ext_id, wait_ms=int(wait * 1000),
-            job_id=job_id,
+            job_id=job_id, effective_limits=limits_noted[0], limit_notes=limits_noted[1],
         )
 
     def finish(self, job_id: str, **fields: Any) -> Finished:

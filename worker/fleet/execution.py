@@ -152,8 +152,13 @@ class JobExecution:
     def _claim_as(self, ext_id: str) -> Claim:
         return self.fleet.records.claim(
             self.job_id, ext_id, self.proc.owner(self.worker_name), self.settings.lease_ttl, self.msg.dispatch,
-            wait_seconds(),
+            wait_seconds(), self.proc.limits_noted.get(self._limits_key, ("", "")),
         )
+
+    @property
+    def _limits_key(self) -> str:
+        """What a run's effective limits depend on besides the fleet's settings: the release and the asked limits."""
+        return f"{self.msg.extension}|{json.dumps(self.msg.limits, sort_keys=True)}"
 
     def _create_record(self) -> str:
         """Create the record a plain Celery message implies; returns its extension id."""
@@ -187,10 +192,8 @@ class JobExecution:
         return ext_id
 
     def _run(self, rec: JobRecord, manifest: Manifest, claim: Claim) -> Verdict:
-        policy = self.fleet.policy
-        limits, notes = run_limits(manifest, rec.limits, self.settings, policy)
+        limits, notes, manifest = self._limits_of(manifest, rec.limits)
         self._note_limits(rec, limits, notes)
-        manifest = policy.clamp_manifest(manifest)  # registered under another policy, maybe
         flag = InterruptFlag()
         keeper = LeaseKeeper(
             self.fleet.store,
@@ -237,10 +240,28 @@ class JobExecution:
             log.warning("job %s: %s", rec.id, keeper.lost_reason)
         return verdict_for(outcome, claim.attempts)
 
+    def _limits_of(self, manifest: Manifest, asked: dict[str, Any]) -> tuple[Limits, list[str], Manifest]:
+        """The run's limits and notes, and the manifest clamped to the policy (registered under another
+        policy, maybe); the same for every run of a release asking the same, so kept per process."""
+        key: tuple[Manifest, str] | None = (manifest, json.dumps(asked, sort_keys=True))
+        try:
+            cached = self.proc.run_limits.get(key)  # type: ignore[arg-type]
+        except TypeError:  # a manifest that cannot hash: compute every time
+            cached, key = None, None
+        if cached is None:
+            policy = self.fleet.policy
+            limits, notes = run_limits(manifest, asked, self.settings, policy)
+            cached = (limits, notes, policy.clamp_manifest(manifest))
+            if key is not None:
+                self.proc.run_limits[key] = cached
+        return cached[0], list(cached[1]), cached[2]
+
     def _note_limits(self, rec: JobRecord, limits: Limits, notes: list[str]) -> None:
         """Show the run's effective limits in the record (written when they change, not per run)."""
         effective = limits_summary(limits)
-        if rec.effective_limits == effective and rec.limit_notes == "; ".join(notes):
+        noted = (json.dumps(effective), "; ".join(notes))
+        self.proc.limits_noted[self._limits_key] = noted  # the next claim of such a job writes them itself
+        if rec.effective_limits == effective and rec.limit_notes == noted[1]:
             return
         try:
             self.fleet.records.note_limits(rec.id, effective, notes)

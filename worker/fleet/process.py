@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wasmjob.broker_config import Settings
 
@@ -27,6 +27,7 @@ from .metrics import ProcessCounters
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from ..job import Limits
     from ..runtime import Extension, Runtime
 
 EXTENSIONS_KEPT = 32
@@ -50,6 +51,10 @@ class WorkerProcess:
         self.pid = os.getpid()
         self.parent = os.getppid()
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
+        # (release, asked limits) -> the effective limits JSON and notes its runs got last
+        self.limits_noted: Bounded[str, tuple[str, str]] = Bounded()
+        # (manifest, asked limits) -> (run limits, notes, manifest clamped to the policy)
+        self.run_limits: Bounded[tuple[Manifest, str], tuple[Limits, list[str], Manifest]] = Bounded()
         self._extensions: OrderedDict[str, Extension] = OrderedDict()
         self._refused: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -149,6 +154,20 @@ class WorkerProcess:
     def close(self) -> None:
         self.runtime.close()
         self.fleet.close()
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Bounded(OrderedDict[K, V]):
+    """A map that forgets its oldest entries past 256 (per-process memos of small values)."""
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > 256:
+            self.popitem(last=False)
 
 
 def _trim(cache: OrderedDict[str, Any]) -> None:

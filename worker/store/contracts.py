@@ -169,6 +169,8 @@ class Claim(Contract):
     ext_id: str
     wait_ms: int
     job_id: str
+    effective_limits: str  # JSON the record shows as the run's limits; '' leaves them as they are
+    limit_notes: str
 
 
 @contract("finish")

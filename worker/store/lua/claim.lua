@@ -48,6 +48,11 @@ local fields = {'fence', token, 'attempts', attempts, 'status', 'running', 'work
   'run_started_at', now, 'ckpt_at_claim', checkpoints, 'updated_at', now}
 if not f[8] then fields[#fields + 1] = 'started_at' ; fields[#fields + 1] = now end
 if checkpoints > 0 then fields[#fields + 1] = 'progress' ; fields[#fields + 1] = f[9] or '0' end
+if A.effective_limits ~= '' then
+  -- what the worker expects this run's limits to be (the worker corrects them when they differ)
+  fields[#fields + 1] = 'effective_limits' ; fields[#fields + 1] = A.effective_limits
+  fields[#fields + 1] = 'limit_notes' ; fields[#fields + 1] = A.limit_notes
+end
 redis.call('HSET', job, unpack(fields))
 redis.call('SET', K.lease, token .. '|' .. owner, 'PX', ttl)
 redis.call('SADD', K.active, job_id)
