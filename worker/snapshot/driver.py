@@ -117,9 +117,14 @@ class Unwinder:
         elif now >= self.next_snapshot:
             self._unwind(PERIODIC)
 
+    def allocate_buffer(self) -> None:
+        """Take the unwind buffer from the guest's allocator before the job starts: the guest is
+        idle then, so no allocator of its is re-entered in the middle of the job."""
+        self.buffer = self.host.write_alloc(bytes(8 + BUFFER_BYTES), "the snapshot buffer")
+
     def _unwind(self, reason: str) -> None:
         if self.buffer == 0:
-            self.buffer = self.host.write_alloc(bytes(8 + BUFFER_BYTES), "the snapshot buffer")
+            raise SnapshotError("the unwind buffer was never allocated", job_id=self.host.job_id)
         self._reset_buffer()
         call_i32(self.store, self._start_unwind, self.buffer)
         self.pending = reason

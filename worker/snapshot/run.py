@@ -34,6 +34,7 @@ def execute(
     try:
         if image is None:
             assert args is not None
+            unwinder.allocate_buffer()
             return unwinder.execute(func, export, args)
         if image.export != export:
             raise SnapshotError(f"the snapshot was taken in export {image.export!r}, not {export!r}", job_id=host.job_id)
