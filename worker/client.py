@@ -102,15 +102,22 @@ class Client:
         check the ABI, collect its jobs, sign it and upload it."""
         from .registry import digest_of
         from .runtime import Runtime, RuntimeConfig
+        from .component.format import is_component
         from .snapshot.instrument import load_for_registry
 
         policy = self.fleet.policy
         policy.check_manifest(manifest)
         policy.check_module(wasm)
         publisher = key if isinstance(key, PublisherKey) else load_or_create(key)
-        runtime = Runtime(RuntimeConfig(cache_dir=None))
+        # A component compiles for seconds: it goes through the signed cache workers on this
+        # machine use, on the engine they run it on (no fuel), so it compiles once here.
+        component = is_component(wasm)
+        runtime = Runtime(RuntimeConfig(cache_dir=self._worker_cache_dir() if component else None))
         try:
-            ext, instrumented = load_for_registry(runtime, wasm, manifest)
+            if component:
+                ext, instrumented = runtime.load(wasm, manifest, metered=False), None
+            else:
+                ext, instrumented = load_for_registry(runtime, wasm, manifest)
         finally:
             runtime.close()
         signature = Signature.make(publisher, manifest.id, manifest.version, digest_of(wasm), manifest.to_dict())
@@ -120,6 +127,11 @@ class Client:
             )
         except PermissionDenied:
             return self._publish_through_worker(wasm, manifest, signature)
+
+    def _worker_cache_dir(self) -> Path:
+        from .cache import default_cache_dir
+
+        return Path(self.settings.cache_dir).expanduser() if self.settings.cache_dir else default_cache_dir()
 
     def _publish_through_worker(self, wasm: bytes, manifest: Manifest, signature: Signature) -> ExtensionRef:
         """With producer credentials: upload the signed release and let a worker verify and register it."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .component.format import is_component
 from .errors import ConfigError, ManifestError, ModuleError, ModuleRefused
 from .job import Limits
 from .manifest import Manifest, Permissions, RateLimits
@@ -34,6 +35,7 @@ ENV = {
     "max_kv_bytes": "WASMJOB_MAX_KV_BYTES",
     "max_kv_keys": "WASMJOB_MAX_KV_KEYS",
     "max_module_bytes": "WASMJOB_MAX_MODULE_BYTES",
+    "max_component_bytes": "WASMJOB_MAX_COMPONENT_BYTES",
     "max_functions": "WASMJOB_MAX_FUNCTIONS",
     "max_globals": "WASMJOB_MAX_GLOBALS",
     "max_data_segments": "WASMJOB_MAX_DATA_SEGMENTS",
@@ -55,6 +57,7 @@ _MAXIMA: dict[str, float] = {
     "max_log_bytes": ABS_MAX_BYTES,
     "max_kv_bytes": ABS_MAX_BYTES,
     "max_module_bytes": 1024 * MiB,
+    "max_component_bytes": 1024 * MiB,
     "compile_memory_mb": ABS_MAX_MEMORY_MB,
 }
 
@@ -71,6 +74,7 @@ class Policy:
     max_kv_bytes: int = 64 * MiB  # per (tenant, extension)
     max_kv_keys: int = 10_000  # per (tenant, extension)
     max_module_bytes: int = 16 * MiB
+    max_component_bytes: int = 64 * MiB  # a Python extension bundles CPython: ~18 MB
     max_functions: int = 50_000
     max_globals: int = 10_000
     max_data_segments: int = 10_000
@@ -244,6 +248,12 @@ class Policy:
     def check_module(self, wasm: bytes) -> ModuleInfo:
         """Read ``wasm``'s sections and refuse it (ModuleRefused naming the rule) when it is too big.
         A component (Python extensions) is held to the size ceiling only."""
+        if is_component(wasm):  # its core modules are bounded by the compile limits instead
+            if len(wasm) > self.max_component_bytes:
+                raise ModuleRefused(
+                    f"component is {len(wasm)} bytes; the operator allows at most {self.max_component_bytes} bytes"
+                )
+            return ModuleInfo(size=len(wasm))
         if len(wasm) > self.max_module_bytes:
             raise ModuleRefused(f"module is {len(wasm)} bytes; the operator allows at most {self.max_module_bytes} bytes")
         if wasm[:4] == b"\0asm" and wasm[4:8] != b"\x01\0\0\0":

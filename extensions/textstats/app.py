@@ -2,8 +2,9 @@
 
 The text comes in the parameters (``{"text": "...", "label": "docs"}``). The first run
 moves it into the key-value store in chunks, so checkpoints stay small (counters and
-the word table, never the text) and a resumed run reads the chunk it had reached.
-The result is also stored under ``result:<label>`` for other jobs to read.
+the word table, never the text) and a resumed run reads the chunk it had reached and
+skips the lines it had counted. It checkpoints every ``checkpoint_lines`` lines (and
+at the end of every chunk). The result is also stored under ``result:<label>``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
 class Stats:
     text: str = ""  # parameters only: moved to the key-value store on the first run
     label: str = ""
+    checkpoint_lines: int = 500
     chunks: int = -1  # how many chunks the text was split into (-1: not yet)
     next_chunk: int = 0
+    next_line: int = 0  # complete lines of the current chunk already counted
     carry: str = ""  # the unfinished last line of the previous chunk
     chars: int = 0
     lines: int = 0
@@ -71,16 +74,22 @@ def textstats(ctx: Context, stats: Stats) -> Stats:
         stats.chars = len(stats.text)
         stats.text, stats.chunks = "", len(pieces)
         ctx.checkpoint(stats)
+    every = max(1, stats.checkpoint_lines)
     while stats.next_chunk < stats.chunks:
-        ctx.check()
         piece = ctx.kv_get(_key(ctx, stats.label, stats.next_chunk))
         if piece is None:
             raise JobError(f"input chunk {stats.next_chunk} is missing from the key-value store")
-        *complete, stats.carry = (stats.carry + piece).split("\n")
-        for line in complete:
-            count_line(stats, line)
-        stats.next_chunk += 1
-        ctx.add_items(1)
+        *complete, rest = (stats.carry + piece).split("\n")
+        for index in range(stats.next_line, len(complete)):
+            ctx.check()  # paused or cancelled: the SDK checkpoints `stats` (this line not yet counted)
+            count_line(stats, complete[index])
+            stats.next_line = index + 1
+            ctx.add_items(1)
+            if stats.next_line % every == 0:
+                done = (stats.next_chunk + stats.next_line / len(complete)) / stats.chunks
+                ctx.progress(done, f"chunk {stats.next_chunk + 1}/{stats.chunks}")
+                ctx.checkpoint(stats)
+        stats.carry, stats.next_chunk, stats.next_line = rest, stats.next_chunk + 1, 0
         ctx.add_bytes(len(piece.encode()))
         ctx.progress(stats.next_chunk / stats.chunks, f"chunk {stats.next_chunk}/{stats.chunks}")
         ctx.checkpoint(stats)

@@ -2,9 +2,9 @@
 
 Each function reads its (already lifted) arguments, clips text as the core ABI does
 and calls the shared operations of the running :class:`~wasmjob.host.HostState`.
-``check-interrupt`` (called on every step of a job) and ``checkpoint`` (whose
-``list<u8>`` wasmtime-py would convert byte by byte) are registered as raw callbacks;
-the others go through wasmtime-py's ``add_func``.
+``check-interrupt`` and the counters (called on every step of a job) and
+``checkpoint`` (whose ``list<u8>`` wasmtime-py would convert byte by byte) are
+registered as raw callbacks; the others go through wasmtime-py's ``add_func``.
 """
 
 from __future__ import annotations
@@ -74,14 +74,6 @@ def _add_warning(host: HostState, message: str) -> None:
     host.add_warning(clip(message, MAX_WARNING))
 
 
-def _increment_items(host: HostState, n: int) -> None:
-    host.add_items(n)
-
-
-def _increment_bytes(host: HostState, n: int) -> None:
-    host.add_bytes(n)
-
-
 def _call(host: HostState, method: str, library: str, payload: str) -> wc.Variant:
     method = clip(method, MAX_NAME)
     raw = payload.encode()
@@ -98,8 +90,6 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "log": _log,
     "report-progress": _report_progress,
     "add-warning": _add_warning,
-    "increment-items": _increment_items,
-    "increment-bytes": _increment_bytes,
     "call": _call,
 }
 
@@ -140,6 +130,26 @@ def _checkpoint(env: Any, context: Any, ty: Any, args: Any, nargs: int, results:
     return 0
 
 
+def _counter(add: Callable[[HostState, int], None]) -> Any:
+    """A raw callback for ``increment-items``/``increment-bytes`` (called per step by many jobs)."""
+
+    @ffi.wasmtime_component_func_callback_t  # type: ignore[misc]
+    def increment(env: Any, context: Any, ty: Any, args: Any, nargs: int, results: Any, nresults: int) -> int:
+        host = current()
+        if host is None:
+            return _error_pointer(HostAbort("host function called outside a run"))
+        host.host_calls += 1
+        try:
+            add(host, args[0].of.u64)
+        except BaseException as exc:
+            if host.abort is None:
+                host.abort = exc
+            return _error_pointer(exc)
+        return 0
+
+    return increment
+
+
 def _add_raw(instance: wc.LinkerInstance, name: str, callback: Any) -> None:
     name_bytes = name.encode()
     err = ffi.wasmtime_component_linker_instance_add_func(
@@ -157,6 +167,8 @@ def make_component_linker(engine: wasmtime.Engine) -> wc.Linker:
     with linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
         _add_raw(host, "check-interrupt", _check_interrupt)
         _add_raw(host, "checkpoint", _checkpoint)
+        _add_raw(host, "increment-items", _counter(HostState.add_items))
+        _add_raw(host, "increment-bytes", _counter(HostState.add_bytes))
         for name, fn in _FUNCS.items():
             host.add_func(name, _guarded(fn))
     return linker

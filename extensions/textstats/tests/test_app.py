@@ -48,15 +48,15 @@ def test_statistics_match_a_one_pass_reference():
 
 def test_interrupted_runs_resume_from_their_checkpoint_to_the_same_statistics():
     text = sample(3000)
-    done, runs = run_until_done("textstats", {"text": text, "label": "r"}, interrupt_every=3)
+    done, runs = run_until_done("textstats", {"text": text, "label": "r", "checkpoint_lines": 50}, interrupt_every=700)
     assert runs > 3
     assert pick(done.result) == reference(text)
 
 
 def test_checkpoints_never_carry_the_text():
-    out = run("textstats", {"text": sample(3000), "label": "c"}, FakeHost(interrupt_at=2))
+    out = run("textstats", {"text": sample(3000), "label": "c"}, FakeHost(interrupt_at=700))
     assert out.interrupted
-    assert out.result["text"] == "" and out.result["next_chunk"] == 1
+    assert out.result["text"] == "" and out.result["next_chunk"] + out.result["next_line"] > 0
 
 
 def test_without_a_text_the_job_fails_with_a_reason():

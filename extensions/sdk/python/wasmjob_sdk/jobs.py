@@ -75,8 +75,11 @@ def run_job(name: str, host: Host, ctx_json: str, state: bytes) -> int:
         return INTERRUPTED
     except JobError as exc:
         return _fail(ctx, str(exc) or type(exc).__name__)
+    except MemoryError:
+        return _fail(ctx, "MemoryError: out of memory: the job reached its memory limit")
     except Exception as exc:  # any bug in the job: its traceback goes to the job's log
-        return _fail(ctx, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return _fail(ctx, reason, traceback.format_exc())
     try:
         ctx.save(result if result is not None else ctx.state)
     except CheckpointFailed:
