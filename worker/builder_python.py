@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import BuildError
 
-__all__ = ["SDK_PYTHON_DIR", "WIT_DIR", "build_python", "is_python_project"]
+__all__ = ["SDK_PYTHON_DIR", "WIT_DIR", "build_python", "is_python_project", "test_command"]
 
 _EXTENSIONS = Path(__file__).resolve().parent.parent / "extensions"
 SDK_PYTHON_DIR = _EXTENSIONS / "sdk" / "python"
@@ -40,6 +40,14 @@ _NATIVE = (".so", ".pyd", ".dylib")
 def is_python_project(src_dir: Path) -> bool:
     """A directory whose ``pyproject.toml`` has a ``[tool.wasmjob]`` table."""
     return "wasmjob" in _pyproject(src_dir).get("tool", {})
+
+
+def test_command(src_dir: Path) -> list[str]:
+    """``wasmjob test`` for a Python project: plain pytest, natively, against the SDK's test double
+    (the scaffold's pyproject puts the SDK on pytest's ``pythonpath``)."""
+    if importlib.util.find_spec("pytest") is None:
+        raise BuildError("pytest is not installed: pip install pytest")
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
 
 def build_python(src_dir: Path, target: Path) -> Path:

@@ -108,3 +108,18 @@ def _call(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> in
 
 register(TestRunner("c", lambda d: bool(list(d.glob("*.c"))) and not (d / "Cargo.toml").exists(), _run_c))
 register(TestRunner("rust", lambda d: (d / "Cargo.toml").is_file(), _run_rust))
+
+
+def _run_python(src_dir: Path) -> int:
+    from .builder_python import test_command
+
+    return _call(test_command(src_dir), cwd=src_dir)
+
+
+def _is_python(src_dir: Path) -> bool:
+    from .builder_python import is_python_project
+
+    return is_python_project(src_dir)
+
+
+register(TestRunner("python", _is_python, _run_python))

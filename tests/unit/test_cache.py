@@ -118,3 +118,23 @@ def test_runtime_reuses_loaded_extensions(tmp_path: Path) -> None:
     assert rt.load(WASM) is rt.load(WASM)
     assert rt.cache.stats.compiles == 1
     rt.close()
+
+
+def test_the_disk_cache_drops_least_recently_used_artifacts_beyond_its_byte_bound(tmp_path: Path) -> None:
+    modules = [wat_module(f"(i32.const {i})") for i in range(4)]
+    cache = _cache(tmp_path)
+    cache.get(modules[0])
+    one = _artifact(tmp_path).stat().st_size
+    cache.max_disk_bytes = int(2.5 * one)  # room for two artifacts
+    cache.get(modules[1])
+    os.utime(next(p for p in tmp_path.glob("*.cwasm")), (1, 1))  # pretend one of them is old
+    cache.clear_memory()
+    cache.get(modules[0])  # a disk hit makes its artifact the most recently used
+    cache.get(modules[2])
+    cache.get(modules[3])
+    assert len(list(tmp_path.glob("*.cwasm"))) == 2
+    assert sum(p.stat().st_size for p in tmp_path.glob("*.cwasm")) <= cache.max_disk_bytes
+    cache.clear_memory()
+    before = cache.stats.compiles
+    cache.get(modules[3])  # the newest survived
+    assert cache.stats.compiles == before

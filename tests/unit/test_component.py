@@ -148,16 +148,14 @@ def test_a_compiled_component_comes_back_from_the_signed_disk_cache(py_scaffold:
         fresh.close()
 
 
-def test_scaffold_tests_pass_natively_under_plain_pytest(tmp_path: Path) -> None:
+def test_scaffold_tests_pass_natively_through_wasmjob_test(tmp_path: Path) -> None:
     import subprocess
     import sys
 
     from wasmjob.scaffold import scaffold
 
     project = scaffold("natively", "python", tmp_path / "natively")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "wasmjob", "test", str(project)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 passed" in proc.stdout
     assert json.loads((project / "manifest.json").read_text())["wasm_file"] == "natively.wasm"
