@@ -54,7 +54,7 @@ def test_workers_survive_three_redis_restarts_and_a_long_outage_and_jobs_resume_
         assert [e["event"] for e in job.events()].count("completed") == 1
     resumed = [c for c in _claims(jobs[0])[1:]]
     assert resumed, "the long outage did not move the job: the test proved nothing"
-    assert all(c["from_checkpoint"] >= 1 for c in resumed), "a resumed run started over"
+    assert all(c["from_checkpoint"] >= 1 for c in resumed), f"a resumed run started over: {jobs[0].events()}"
 
     for name, w in workers.items():
         log = w.log_since_start()
