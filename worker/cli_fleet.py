@@ -268,8 +268,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     rec = client.fleet.records.get(job_id_of(client, args.job_id))
     if args.json:
         data = rec.as_dict()
-        if not rec.done:
-            data["finished_at"] = None  # from an earlier run's end, not this job's
         data["warnings"] = client.fleet.records.warnings(rec.id)
         print(json.dumps(data, default=str))
         return 0
@@ -289,9 +287,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("items / bytes", f"{rec.items} / {rec.bytes}"),
         ("fuel / wall / cpu", _usage_line(rec)),
         ("created", when(rec.created_at)),
-        # A paused job is not finished: its finished_at (if any) is from an earlier run's end.
-        ("finished", when(rec.finished_at) if rec.done else "-"),
+        ("finished", when(rec.finished_at)),
     ]
+    if rec.paused_at:
+        rows.append(("paused", when(rec.paused_at)))
     if rec.effective_limits:
         rows.append(("limits", limits_line(rec.effective_limits, rec.limit_notes)))
     if rec.error:

@@ -33,8 +33,8 @@ _INTS = (
 )
 _FLOATS = ("progress", "ckpt_progress", "wall_seconds", "cpu_seconds")
 _TIMES = (
-    "created_at", "queued_at", "started_at", "run_started_at", "finished_at", "updated_at", "checkpoint_at",
-    "expires_at",
+    "created_at", "queued_at", "started_at", "run_started_at", "finished_at", "paused_at", "updated_at",
+    "checkpoint_at", "expires_at",
 )
 
 
@@ -88,7 +88,8 @@ class JobRecord:
     queued_at: float | None = None
     started_at: float | None = None
     run_started_at: float | None = None
-    finished_at: float | None = None
+    finished_at: float | None = None  # set only when the job reached a terminal status
+    paused_at: float | None = None  # set only while the job is paused
     updated_at: float | None = None
     checkpoint_at: float | None = None
     expires_at: float | None = None
@@ -519,6 +520,7 @@ class Records:
                             pipe.hset(key, mapping=base)  # type: ignore[arg-type]
                             pipe.zadd(k.jobs, {job_id: now})
                         pipe.hset(key, mapping={"status": "failed", "error": reason, "finished_at": now, "updated_at": now})
+                        pipe.hdel(key, "paused_at")
                         pipe.zrem(k.outbox, job_id)
                         pipe.rpush(k.events(job_id), json.dumps({"ts": now / 1000, "event": "failed", "error": reason}))
                         pipe.ltrim(k.events(job_id), -200, -1)

@@ -132,6 +132,7 @@ def test_pause_says_what_was_requested_and_wait_reports_it_landed(fleet) -> None
     status = wasmjob(fleet, "status", job.id[:8]).stdout
     assert "paused" in status
     assert re.search(r"finished\s+-", status), status  # a paused job has not finished
+    assert re.search(r"paused\s+\d{4}-\d\d-\d\d", status), status  # but says since when it is paused
     assert json.loads(wasmjob(fleet, "status", job.id, "--json").stdout)["finished_at"] is None
     wasmjob(fleet, "cancel", job.id)
 

@@ -127,6 +127,42 @@ def test_resume_withdraws_a_pause_the_running_job_has_not_seen_yet(redis_fleet) 
     assert done.status == "queued" and done.dispatch == 2
 
 
+def test_only_a_terminal_job_has_a_finished_at_and_only_a_paused_one_a_paused_at(redis_fleet) -> None:
+    records = redis_fleet.records
+    job = make_job(records)
+    token = claim(records, job).token
+    records.control(job, "pause")
+    assert finish(records, job, token, kind="interrupted", detail="pause").status == "paused"
+    rec = records.get(job)
+    assert rec.finished_at is None and rec.paused_at is not None  # paused by its worker's finish
+    _, dispatch, _ = records.control(job, "resume")
+    rec = records.get(job)
+    assert (rec.status, rec.finished_at, rec.paused_at) == ("queued", None, None)
+    token = claim(records, job, dispatch=dispatch, ttl=0.2).token
+    records.control(job, "pause")  # the worker dies before it sees the pause: the sweep pauses it
+    deadline = time.monotonic() + 10
+    while (done := records.recover(job)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert done is not None and done.status == "paused"
+    rec = records.get(job)
+    assert rec.finished_at is None and rec.paused_at is not None
+    _, dispatch, _ = records.control(job, "resume")
+    assert records.control(job, "pause")[0] == "paused"  # paused while queued, by the client
+    rec = records.get(job)
+    assert rec.finished_at is None and rec.paused_at is not None
+    _, dispatch, _ = records.control(job, "resume")
+    token = claim(records, job, dispatch=dispatch).token
+    assert records.get(job).finished_at is None  # running again: not finished
+    finish(records, job, token, kind="completed", result={})
+    rec = records.get(job)
+    assert rec.status == "completed" and rec.finished_at is not None and rec.paused_at is None
+    other = make_job(records)
+    records.control(other, "pause")
+    records.control(other, "cancel")  # cancelled while paused: finished now, no longer paused
+    rec = records.get(other)
+    assert rec.status == "cancelled" and rec.finished_at is not None and rec.paused_at is None
+
+
 def test_a_job_without_new_checkpoints_across_attempts_fails(redis_fleet) -> None:
     records = redis_fleet.records
     job = make_job(records)

@@ -19,8 +19,11 @@ local function stop(new_status)
   redis.call('ZREM', K.ext_waiting, job_id)
   redis.call('HSET', job, 'status', new_status, 'control', '', 'updated_at', now)
   event(K.events, now, new_status, {by = 'client'})
-  if new_status == 'cancelled' then
+  if new_status == 'paused' then
+    redis.call('HSET', job, 'paused_at', now)
+  else
     redis.call('HSET', job, 'finished_at', now)
+    redis.call('HDEL', job, 'paused_at')
     celery_result(K.celery_result, redis.call('HGET', job, 'task_id') or job_id, 'cancelled', '', 'job ' .. job_id .. ' cancelled', A.result_expires_ms)
     retire(job, {K.state, K.logs_key, K.warnings_key, K.events, K.result_key, K.snapshot_a, K.snapshot_b,
       K.celery_result}, K.expiring, job_id, now, A.retain_ms, A.max_retain_ms)
@@ -43,6 +46,8 @@ elseif action == 'resume' then
     dispatch = redis.call('HINCRBY', job, 'dispatch', 1)
     redis.call('HSET', job, 'status', 'queued', 'control', '', 'queued_at', now, 'updated_at', now,
       'stalls', 0)
+    -- not paused any more, and not finished (a finished_at here is from a record older than paused_at)
+    redis.call('HDEL', job, 'paused_at', 'finished_at')
     redis.call('ZADD', K.outbox, now + A.grace_ms, job_id)
     event(K.events, now, 'resumed', {dispatch = dispatch})
     return {'queued', dispatch, '1'}

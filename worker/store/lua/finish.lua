@@ -86,7 +86,8 @@ if status == 'queued' then
   event(K.events, now, kind == 'retry' and 'retrying' or 'continued',
     {worker = worker, dispatch = dispatch, delay_ms = delay, why = A.detail})
 else
-  set('finished_at', now)
+  -- only a terminal job has finished; a paused one says since when it is paused
+  if status == 'paused' then set('paused_at', now) else set('finished_at', now) end
   if status == 'completed' and #A.result > A.inline_result_bytes then
     -- a large result lives beside the record, so reading or listing records stays cheap
     redis.call('SET', K.result_key, A.result)

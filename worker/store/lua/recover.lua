@@ -42,13 +42,13 @@ if status == 'queued' then
   redis.call('HSET', job, 'queued_at', now, 'progress', redis.call('HGET', job, 'ckpt_progress') or '0',
     'message', 'worker ' .. worker .. ' lost; resuming from checkpoint ' .. checkpoints)
   redis.call('ZADD', K.outbox, now, job_id)
+elseif status == 'paused' then
+  redis.call('HSET', job, 'paused_at', now)
 else
   redis.call('HSET', job, 'finished_at', now)
-  if status ~= 'paused' then
-    local why = (status == 'failed') and ('job ' .. job_id .. ' failed: ' .. redis.call('HGET', job, 'error'))
-      or ('job ' .. job_id .. ' cancelled')
-    celery_result(K.celery_result, redis.call('HGET', job, 'task_id') or job_id, status, '', why, A.result_expires_ms)
-  end
+  local why = (status == 'failed') and ('job ' .. job_id .. ' failed: ' .. redis.call('HGET', job, 'error'))
+    or ('job ' .. job_id .. ' cancelled')
+  celery_result(K.celery_result, redis.call('HGET', job, 'task_id') or job_id, status, '', why, A.result_expires_ms)
 end
 event(K.events, now, 'lost', {worker = worker, next = status, from_checkpoint = checkpoints})
 if status == 'failed' or status == 'cancelled' then
