@@ -29,6 +29,7 @@ _warned = False
 _ffi: Any = None
 _memory_data: Any = None
 _raise_last: Any = None  # wasmtime-py's re-raise of an exception a host callback raised
+_raise_last_component: Any = None  # the same for component calls
 
 
 def wasmtime_version() -> str:
@@ -39,12 +40,14 @@ def _internals_present() -> bool:
     try:
         from wasmtime import _ffi as ffi
         from wasmtime._func import maybe_raise_last_exn  # noqa: F401
+        from wasmtime.component._enter import maybe_raise_last_exn as component_raise  # noqa: F401
     except ImportError:
         return False
     names = (
         "dll", "wasmtime_context_t", "wasmtime_memory_t", "wasmtime_val_raw_t", "wasm_trap_t",
         "wasmtime_func_call_unchecked", "wasmtime_memory_data_size", "wasmtime_linker_define_func_unchecked",
-        "wasmtime_func_unchecked_callback_t",
+        "wasmtime_func_unchecked_callback_t", "wasmtime_component_val_t", "wasmtime_component_func_call",
+        "wasmtime_component_func_callback_t", "wasmtime_component_linker_instance_add_func",
     )
     return (
         all(hasattr(ffi, n) for n in names)
@@ -63,7 +66,7 @@ def select(installed: str | None = None) -> bool:
     ``installed`` stands in for the installed version (tests force the fallback with it).
     Logs one warning the first time the fast paths are refused. Returns whether they are on.
     """
-    global _fast, _warned, _ffi, _memory_data, _raise_last
+    global _fast, _warned, _ffi, _memory_data, _raise_last, _raise_last_component
     installed = installed or wasmtime_version()
     try:
         major = int(installed.split(".", 1)[0])
@@ -73,8 +76,9 @@ def select(installed: str | None = None) -> bool:
     if _fast:
         from wasmtime import _ffi as ffi
         from wasmtime._func import maybe_raise_last_exn
+        from wasmtime.component._enter import maybe_raise_last_exn as component_raise
 
-        _ffi, _raise_last = ffi, maybe_raise_last_exn
+        _ffi, _raise_last, _raise_last_component = ffi, maybe_raise_last_exn, component_raise
         _memory_data = _address_returning(ffi, "wasmtime_memory_data")
     elif not _warned:
         _warned = True
@@ -211,3 +215,42 @@ def define_unchecked(
 
 
 select()
+
+
+# components (only when fast() is on) ------------------------------------------------------------
+
+
+def c_api() -> Any:
+    """wasmtime's C API bindings, for the component fast paths' value layouts; only while :func:`fast`."""
+    if not _fast:
+        raise RuntimeError("wasmtime's C API is used only on a wasmtime-py the fast paths were written for")
+    return _ffi
+
+
+def error_pointer(message: str) -> int:
+    """A new wasmtime error with ``message``, as the address a raw component callback returns."""
+    err = wasmtime.WasmtimeError(message)
+    return ctypes.cast(err._consume(), ctypes.c_void_p).value or 0  # type: ignore[attr-defined]
+
+
+def add_component_raw(instance: Any, name: str, callback: Callable[..., int]) -> None:
+    """Define ``name`` on a component LinkerInstance as a raw callback that reads the lowered values."""
+    own = _ffi.wasmtime_component_func_callback_t(callback)
+    name_bytes = name.encode()
+    err = _ffi.wasmtime_component_linker_instance_add_func(
+        instance.ptr(), ctypes.create_string_buffer(name_bytes), len(name_bytes), own, None, _NO_FINALIZER
+    )
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(err)  # type: ignore[attr-defined]
+    _KEEP_ALIVE.append(own)
+
+
+def component_call(store: wasmtime.Store, func: Any, params: Any, nparams: int, result: Any, nresults: int) -> None:
+    """Call a component function with raw values; errors and traps raised as ``Func.__call__`` raises them."""
+    error = _ffi.wasmtime_component_func_call(
+        ctypes.byref(func._func), store._context(), params, nparams, result, nresults
+    )
+    if error:
+        exc = wasmtime.WasmtimeError._from_ptr(error)  # type: ignore[attr-defined]
+        _raise_last_component()
+        raise exc

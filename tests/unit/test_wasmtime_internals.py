@@ -60,6 +60,33 @@ def test_the_fallback_runs_jobs_through_the_public_api(tmp_path: Path, monkeypat
         rt.close()
 
 
+def test_a_component_job_pauses_and_resumes_through_the_public_api(
+    py_scaffold: Path, module_cache_dir: Path, tmp_path: Path
+) -> None:
+    from wasmjob.job import InterruptReason, JobSpec
+    from wasmjob.manifest import Manifest
+
+    from .conftest import StopAfter
+
+    internals.select("51.0.0")
+    rt = Runtime(RuntimeConfig(cache_dir=module_cache_dir))
+    store = LocalStore(tmp_path / "state")
+    try:
+        ext = rt.load((py_scaffold / "pyscaffold.wasm").read_bytes(), Manifest.from_file(py_scaffold / "manifest.json"))
+        spec = JobSpec(job_name="count", params={"target": 3_000})
+        token = store.acquire(spec.job_id, "test", 60)
+        first = rt.run(ext, spec, store, token, StopAfter(1_234))
+        assert first.status is Status.INTERRUPTED and first.interrupt is InterruptReason.PAUSE, first.reason
+        assert store.load_checkpoint(spec.job_id) is not None  # the checkpoint went through wasmtime-py's list<u8>
+        second = rt.run(ext, spec, store, token)
+        assert second.status is Status.COMPLETED, second.reason
+        assert second.result == {"target": 3_000, "current": 3_000, "sum": 3_000 * 3_001 // 2}
+    finally:
+        internals.select()
+        store.close()
+        rt.close()
+
+
 def test_nothing_outside_the_door_touches_wasmtimes_private_names() -> None:
     door = ROOT / "worker" / "wasmtime_internals.py"
     offenders = [

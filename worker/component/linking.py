@@ -4,19 +4,20 @@ Each function reads its (already lifted) arguments, clips text as the core ABI d
 and calls the shared operations of the running :class:`~wasmjob.host.HostState`.
 ``check-interrupt`` and the counters (called on every step of a job) and
 ``checkpoint`` (whose ``list<u8>`` wasmtime-py would convert byte by byte) are
-registered as raw callbacks; the others go through wasmtime-py's ``add_func``.
+registered as raw callbacks (through ``wasmtime_internals``, on a wasmtime they were
+written for); the others, and all of them on any other wasmtime, go through
+wasmtime-py's ``add_func``.
 """
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
 from typing import Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
+from .. import wasmtime_internals as internals
 from ..abi import LogLevel
 from ..errors import HostAbort
 from ..host import MAX_CALL_PAYLOAD, MAX_LINE, MAX_MESSAGE, MAX_NAME, MAX_WARNING, HostState, current
@@ -25,8 +26,6 @@ from .format import HOST_INTERFACE
 from .raw import list_bytes, set_u32
 
 _LEVELS = {"debug": int(LogLevel.DEBUG), "info": int(LogLevel.INFO), "warn": int(LogLevel.WARN), "error": int(LogLevel.ERROR)}
-_KEEP_ALIVE: list[Any] = []
-_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
 
 
 def clip(text: str, cap: int) -> str:
@@ -95,11 +94,9 @@ _FUNCS: dict[str, Callable[..., Any]] = {
 
 
 def _error_pointer(exc: BaseException) -> int:
-    err = wasmtime.WasmtimeError(f"wasmjob host abort: {exc}")
-    return ctypes.cast(err._consume(), ctypes.c_void_p).value or 0
+    return internals.error_pointer(f"wasmjob host abort: {exc}")
 
 
-@ffi.wasmtime_component_func_callback_t  # type: ignore[misc]
 def _check_interrupt(env: Any, context: Any, ty: Any, args: Any, nargs: int, results: Any, nresults: int) -> int:
     host = current()
     if host is None:
@@ -114,7 +111,6 @@ def _check_interrupt(env: Any, context: Any, ty: Any, args: Any, nargs: int, res
     return 0
 
 
-@ffi.wasmtime_component_func_callback_t  # type: ignore[misc]
 def _checkpoint(env: Any, context: Any, ty: Any, args: Any, nargs: int, results: Any, nresults: int) -> int:
     host = current()
     if host is None:
@@ -133,7 +129,6 @@ def _checkpoint(env: Any, context: Any, ty: Any, args: Any, nargs: int, results:
 def _counter(add: Callable[[HostState, int], None]) -> Any:
     """A raw callback for ``increment-items``/``increment-bytes`` (called per step by many jobs)."""
 
-    @ffi.wasmtime_component_func_callback_t  # type: ignore[misc]
     def increment(env: Any, context: Any, ty: Any, args: Any, nargs: int, results: Any, nresults: int) -> int:
         host = current()
         if host is None:
@@ -150,14 +145,12 @@ def _counter(add: Callable[[HostState, int], None]) -> Any:
     return increment
 
 
-def _add_raw(instance: wc.LinkerInstance, name: str, callback: Any) -> None:
-    name_bytes = name.encode()
-    err = ffi.wasmtime_component_linker_instance_add_func(
-        instance.ptr(), ctypes.create_string_buffer(name_bytes), len(name_bytes), callback, None, _NO_FINALIZER
-    )
-    if err:
-        raise wasmtime.WasmtimeError._from_ptr(err)
-    _KEEP_ALIVE.append(callback)
+def _plain_check_interrupt(host: HostState) -> int:
+    return host.check_interrupt()
+
+
+def _plain_checkpoint(host: HostState, state: bytes) -> int:
+    return 1 if host.checkpoint_refused(len(state)) else host.checkpoint(state)
 
 
 def make_component_linker(engine: wasmtime.Engine) -> wc.Linker:
@@ -165,10 +158,16 @@ def make_component_linker(engine: wasmtime.Engine) -> wc.Linker:
     linker = wc.Linker(engine)
     linker.add_wasip2()
     with linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
-        _add_raw(host, "check-interrupt", _check_interrupt)
-        _add_raw(host, "checkpoint", _checkpoint)
-        _add_raw(host, "increment-items", _counter(HostState.add_items))
-        _add_raw(host, "increment-bytes", _counter(HostState.add_bytes))
+        if internals.fast():
+            internals.add_component_raw(host, "check-interrupt", _check_interrupt)
+            internals.add_component_raw(host, "checkpoint", _checkpoint)
+            internals.add_component_raw(host, "increment-items", _counter(HostState.add_items))
+            internals.add_component_raw(host, "increment-bytes", _counter(HostState.add_bytes))
+        else:  # a wasmtime the raw callbacks were not written for: wasmtime-py converts the values
+            host.add_func("check-interrupt", _guarded(_plain_check_interrupt))
+            host.add_func("checkpoint", _guarded(_plain_checkpoint))
+            host.add_func("increment-items", _guarded(HostState.add_items))
+            host.add_func("increment-bytes", _guarded(HostState.add_bytes))
         for name, fn in _FUNCS.items():
             host.add_func(name, _guarded(fn))
     return linker
