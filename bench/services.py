@@ -23,10 +23,10 @@ from typing import Any, Self
 
 import redis
 
-from wasmjob.fleet.procs import LocalRedis
+from harness.procs import LocalRedis
+from wasmjob.fleet import CELERY_APP
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = "wasmjob.fleet.app"
 BENCH_TASKS = "bench.tasks"
 
 
@@ -163,7 +163,7 @@ class Services:
         host = f"{name}@bench"
         log = self.tmp / f"{name}.log"
         cmd = [
-            sys.executable, "-m", "celery", "-A", APP, "worker", "--include", BENCH_TASKS,
+            sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "--include", BENCH_TASKS,
             "-n", host, "-P", pool, "-c", str(concurrency), "-l", "WARNING",
             "--without-gossip", "--without-mingle", "-O", "fair",
         ]  # fmt: skip

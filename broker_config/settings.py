@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 from wasmjob.errors import ConfigError
@@ -163,9 +163,6 @@ class Settings:
     @property
     def broker_is_redis(self) -> bool:
         return self.broker.startswith(REDIS_SCHEMES)
-
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes).validated()
 
 
 def _convert(var: str, raw: str, type_name: str) -> Any:

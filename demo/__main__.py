@@ -77,7 +77,7 @@ class Demo:
 
     def __enter__(self) -> Demo:
         from wasmjob.client import Client
-        from wasmjob.fleet.procs import LocalRedis, LocalWorker, redis_reachable
+        from harness.procs import LocalRedis, LocalWorker, redis_reachable
 
         url = os.environ.get("WASMJOB_REDIS_URL") or DEFAULT_REDIS_URL
         if redis_reachable(url):

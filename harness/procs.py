@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import ConfigError
+from wasmjob.errors import ConfigError
+from wasmjob.fleet import CELERY_APP
 
-APP = "wasmjob.fleet.app"
 
 
 def free_port() -> int:
@@ -199,7 +199,7 @@ class LocalWorker:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "celery", "-A", APP, "worker",
+            sys.executable, "-m", "celery", "-A", CELERY_APP, "worker",
             "-n", f"{self.name}@%h", "-c", str(self.concurrency), "-P", self.pool, "-Q", self.queues,
             "-E", "--without-mingle", "--without-gossip", "-l", self.loglevel,
         ]

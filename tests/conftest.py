@@ -51,7 +51,7 @@ class FleetUnderTest:
     workers: dict[str, Any] = field(default_factory=dict)
 
     def add_worker(self, name: str, *, concurrency: int = 1, wait: bool = True) -> Any:
-        from wasmjob.fleet.procs import LocalWorker
+        from harness.procs import LocalWorker
 
         w = LocalWorker(name, self.env, self.tmp / f"{name}.log", concurrency=concurrency).start()
         self.workers[name] = w
@@ -100,7 +100,7 @@ class FleetUnderTest:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A private redis-server (AOF on, password set) on a free port, for the whole session."""
-    from wasmjob.fleet.procs import LocalRedis
+    from harness.procs import LocalRedis
 
     server = LocalRedis(tmp_path_factory.mktemp("redis"), password=PASSWORD).start()
     yield server

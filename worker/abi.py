@@ -74,6 +74,16 @@ def _fmt(sig: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
 
 
 @dataclass(frozen=True)
+class JobInfo:
+    """A job an extension offers: its name, the export that runs it, and whether it can resume
+    (from a ``register_job`` call, or an ``execute_<name>`` export when it registers none)."""
+
+    name: str
+    export: str
+    resumable: bool = True
+
+
+@dataclass(frozen=True)
 class ModuleShape:
     """What a module imports and exports, checked against the ABI."""
 

@@ -84,12 +84,9 @@ def build_extension(src_dir: Path, out_dir: Path | None = None, *, zig: Sequence
     wasm_file = _wasm_file(src_dir)
     target = Path(out_dir or src_dir) / wasm_file
     if (src_dir / "Cargo.toml").exists():
-        # Dispatch point for Rust: the Rust builder lives in its own module and
-        # is imported only for Rust extensions.
-        try:
-            from wasmjob.builder_rust import build_rust  # noqa: PLC0415
-        except ImportError as exc:
-            raise BuildError(f"{src_dir}: Rust extension, but the Rust builder is unavailable: {exc}") from exc
+        # the Rust builder lives in its own module, imported only for Rust extensions
+        from wasmjob.builder_rust import build_rust  # noqa: PLC0415
+
         return build_rust(src_dir) if out_dir is None else build_rust(src_dir, out_dir=Path(out_dir))
     if (src_dir / "pyproject.toml").exists():
         from wasmjob.builder_python import build_python, is_python_project  # noqa: PLC0415

@@ -25,19 +25,17 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
-try:  # the C builder's error, so `wasmjob build` reports both alike
-    from .builder import BuildError
-except ImportError:  # pragma: no cover - only while builder.py is absent
-    from .errors import BuildError
+from .errors import BuildError
 
 __all__ = [
     "BuildError",
@@ -90,7 +88,6 @@ class RustToolchain:
     version: str
     registry: Path | None = None
     """A cargo directory source to build from offline, or None for cargo's own registry."""
-    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def describe(self) -> str:
         source = f"crates from {self.registry} (offline)" if self.registry else "crates from cargo's registry"
@@ -398,11 +395,11 @@ def _cargo_env(tc: RustToolchain, work: Path, sources: Path, targets: Path, stri
 
 
 def _show_warnings(stderr: str) -> None:
-    """Print the warnings of a successful build (cargo's progress lines left out)."""
-    from .builder import show_warnings
-
+    """Print the warnings of a successful build on stderr (cargo's progress lines left out)."""
     noise = ("Compiling ", "Finished ", "Locking ", "Adding ", "Updating ", "Blocking ")
-    show_warnings("\n".join(line for line in stderr.splitlines() if not line.strip().startswith(noise)))
+    text = "\n".join(line for line in stderr.splitlines() if not line.strip().startswith(noise))
+    if text.strip():
+        print(text.rstrip(), file=sys.stderr)
 
 
 def offline_cargo_home(registry: Path, work: Path) -> Path:

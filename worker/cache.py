@@ -31,6 +31,7 @@ from wasmtime import component as wc
 from .component.format import is_component
 from .errors import ModuleError
 from .validate import is_hex_digest
+from .wasmbin import digest_of
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,6 @@ TAG_LEN = 32
 MAX_DISK_BYTES = 4 * 1024**3
 
 Compiled = wasmtime.Module | wc.Component
-
-
-def digest_of(wasm: bytes) -> str:
-    """The content address of a module: ``sha256:<hex>``."""
-    return "sha256:" + hashlib.sha256(wasm).hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -211,7 +207,3 @@ class ModuleCache:
                 path.unlink(missing_ok=True)
                 total -= size
 
-    def clear_memory(self) -> None:
-        """Forget in-memory modules (tests use it to measure the disk path)."""
-        with self._lock:
-            self._memory.clear()

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from .client import Client
     from .records import JobRecord
 
-APP = "wasmjob.fleet.app"
 ID_HELP = "the job's id, or a unique prefix of it (as `list` shows)"
 WAITED_FOR = {"pause": "paused, or done", "cancel": "cancelled, or done"}
 SHORT_ID = 12
@@ -130,7 +129,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    cmd = [sys.executable, "-m", "celery", "-A", APP, "worker", "-E", "-P", args.pool, "-l", args.loglevel]
+    from .fleet import CELERY_APP
+
+    cmd = [sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "-E", "-P", args.pool, "-l", args.loglevel]
     cmd += ["-n", args.name or f"wasmjob-{os.getpid()}@%h"]
     if args.concurrency:
         cmd += ["-c", str(args.concurrency)]
@@ -143,7 +144,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
-    cmd = [sys.executable, "-m", "celery", "-A", APP, "flower", f"--port={args.port}", f"--address={args.address}"]
+    from .fleet import CELERY_APP
+
+    cmd = [sys.executable, "-m", "celery", "-A", CELERY_APP, "flower", f"--port={args.port}", f"--address={args.address}"]
     cmd += _rest(args.flower_args)
     return _exec(cmd, args)
 

@@ -100,7 +100,7 @@ class Client:
     ) -> ExtensionRef:
         """Validate ``wasm`` against operator policy (manifest, size and counts), compile it,
         check the ABI, collect its jobs, sign it and upload it."""
-        from .registry import digest_of
+        from .wasmbin import digest_of
         from .runtime import Runtime, RuntimeConfig
         from .component.format import is_component
         from .snapshot.instrument import load_for_registry

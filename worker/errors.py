@@ -50,10 +50,6 @@ class BadPointer(HostAbort):
     """A host function was handed a pointer/length outside guest memory."""
 
 
-class GuestError(WasmJobError):
-    """The guest misbehaved while running: trap, bad return code, bad UTF-8."""
-
-
 class StoreError(WasmJobError):
     """The checkpoint store refused or could not perform an operation."""
 

@@ -15,12 +15,11 @@ import math
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
-from .abi import LogLevel
+from .abi import JobInfo, LogLevel
 from .errors import (
     BadPointer,
     CheckpointTooLarge,
@@ -56,15 +55,6 @@ def current() -> HostState | None:
     return getattr(_current, "host", None)
 
 
-@dataclass(frozen=True)
-class RegisteredJob:
-    """One ``register_job`` call: job name, export name, resumable flag."""
-
-    name: str
-    export: str
-    resumable: bool
-
-
 class HostState:
     """Everything the imports of one run read and write; takes the run's job, store and limits."""
 
@@ -92,7 +82,7 @@ class HostState:
         self.interrupts = interrupts
         self.operations = operations
         self.op_context = op_context
-        self.registered: list[RegisteredJob] = []
+        self.registered: list[JobInfo] = []  # the register_job calls of plugin_init
         self.registering = False
         self.abort: BaseException | None = None
         self.guest_error: str | None = None
@@ -344,7 +334,7 @@ class HostState:
         export = self.read_text(export_ptr, export_len, "register_job", MAX_NAME)
         if not name or not export:
             return 1
-        self.registered.append(RegisteredJob(name, export, resumable != 0))
+        self.registered.append(JobInfo(name, export, resumable != 0))
         return 0
 
     def job_report_progress(self, job_ptr: int, progress: float, msg_ptr: int, msg_len: int) -> None:

@@ -30,7 +30,6 @@ class Limits:
     max_checkpoint_bytes: int = 1 * MiB
     max_log_bytes: int = 64 * 1024
     max_warnings: int = 100
-    max_stack_bytes: int = 512 * 1024
     snapshot_seconds: float | None = None
 
     def merged(self, **overrides: Any) -> Limits:

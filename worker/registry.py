@@ -10,7 +10,6 @@ highest release its owners published), ``id@version`` or ``sha256:<hex>``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from .manifest import Manifest
 from .publishers import Signature, check_version, key_id, latest, parse_public, semver_key
 from .store import contracts as c
 from .store.redis import Scripts, as_bytes, as_text, translated
+from .wasmbin import digest_of
 
 MAX_MODULE_BYTES = 64 * 1024 * 1024
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
@@ -64,10 +64,6 @@ class ExtensionRef:
             "publisher": key_id(self.publisher) if self.publisher else None,
             "durability": self.durability,
         }
-
-
-def digest_of(wasm: bytes) -> str:
-    return "sha256:" + hashlib.sha256(wasm).hexdigest()
 
 
 class Registry:

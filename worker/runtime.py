@@ -21,7 +21,8 @@ from typing import Any
 import wasmtime
 
 from . import abi
-from .cache import CacheStats, ModuleCache, default_cache_dir, digest_of
+from .abi import JobInfo
+from .cache import CacheStats, ModuleCache, default_cache_dir
 from .component import ComponentExtension, ComponentRunner, is_component
 from .component.traps import explain_component
 from .compiler import CompileLimits, compile_serialized
@@ -39,6 +40,7 @@ from .snapshot.instrument import InstrumentCache
 from .snapshot.storage import SnapshotStore
 from .store.base import CheckpointStore
 from .traps import explain
+from .wasmbin import digest_of
 from .wasmtime_internals import call_i32
 
 UNMETERED_FUEL = 2**62
@@ -54,15 +56,6 @@ class RuntimeConfig:
     init_timeout_seconds: float = 5.0
     engine: EngineSettings = field(default_factory=EngineSettings)
     compile_limits: CompileLimits | None = None  # set: compile in a bounded child process (workers)
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """A job the extension registered: its name, export and whether it can resume."""
-
-    name: str
-    export: str
-    resumable: bool = True
 
 
 @dataclass(frozen=True)
@@ -257,7 +250,7 @@ class Runtime:
                 raise ModuleError(f"plugin_init failed: {reason}") from exc
             for reg in host.registered:
                 abi.check_job_export(shape, reg.name, reg.export)
-                jobs[reg.name] = JobInfo(reg.name, reg.export, reg.resumable)
+                jobs[reg.name] = reg
         if not jobs:
             for name, sig in shape.exports.items():
                 if name.startswith("execute_") and sig == abi.JOB_EXPORT_SIG:

@@ -28,7 +28,6 @@ __all__ = ["scaffold"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SDK_RUST = REPO_ROOT / "extensions" / "sdk" / "rust" / "wasmjob-sdk"
-SDK_C = REPO_ROOT / "extensions" / "sdk" / "c"
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 

@@ -9,10 +9,16 @@ code bodies (wasmtime does that when it compiles).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .errors import ModuleError
+
+
+def digest_of(wasm: bytes) -> str:
+    """The content address of a module: ``sha256:<hex>`` (cache, registry and snapshots share it)."""
+    return "sha256:" + hashlib.sha256(wasm).hexdigest()
 
 MAGIC = b"\0asm"
 VERSION = b"\x01\0\0\0"

@@ -258,7 +258,7 @@ def _register_scale(client: Client) -> None:
 def _registry(ctx: Context, client: Client) -> Result:
     """Lookups of id@version and of a bare id (its newest version) as one extension's releases grow."""
     from wasmjob.publishers import PublisherKey, Signature
-    from wasmjob.registry import digest_of
+    from wasmjob.wasmbin import digest_of
 
     registry = client.fleet.registry
     wasm = modules.trivial_module()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from wasmjob.cache import digest_of
+from wasmjob.wasmbin import digest_of
 from wasmjob.job import JobSpec, Limits, Status
 from wasmjob.runtime import Runtime, RuntimeConfig
 

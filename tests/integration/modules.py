@@ -190,7 +190,7 @@ def manifest(ext_id: str, version: str = "1.0.0", **rate_limits: int) -> Manifes
 def signed(wasm_bytes: bytes, man: Manifest, key: Any = None) -> Any:
     """The signature a publisher (``key``, default: the tests' key) makes for that release."""
     from wasmjob.publishers import Signature, load_or_create
-    from wasmjob.registry import digest_of
+    from wasmjob.wasmbin import digest_of
 
     key = key or load_or_create()
     return Signature.make(key, man.id, man.version, digest_of(wasm_bytes), man.to_dict())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wasmjob.fleet.procs import free_port
+from harness.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "target", ".venv")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from modules import TICKER_WAT, TRAP_WAT, ticker_params
-from wasmjob.fleet.procs import free_port
+from harness.procs import free_port
 
 SPIN = 2_000_000
 

@@ -45,7 +45,7 @@ class AclFleet:
 
 @pytest.fixture(scope="module")
 def acl_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclFleet]:
-    from wasmjob.fleet.procs import LocalRedis, LocalWorker
+    from harness.procs import LocalRedis, LocalWorker
 
     tmp = tmp_path_factory.mktemp("acl")
     users = fleet_users(Settings(), producer_password="producer-pw", worker_password="worker-pw")
@@ -182,7 +182,7 @@ def _plain_celery_send(broker_url: str, kwargs: dict[str, Any]) -> str:
 
 
 def test_the_acl_file_the_cli_prints_is_one_redis_server_loads(tmp_path: Path) -> None:
-    from wasmjob.fleet.procs import LocalRedis
+    from harness.procs import LocalRedis
 
     env = {**os.environ, "REDIS_PRODUCER_PASSWORD": "producer-pw-123", "REDIS_WORKER_PASSWORD": "worker-pw-1234",
            "REDIS_PASSWORD": "admin-pw-12345"}

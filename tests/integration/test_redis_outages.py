@@ -25,7 +25,7 @@ def ticker(_fleet):
 @pytest.fixture(scope="module")
 def wide(_fleet):
     """A worker with two pool slots that reads its own queue."""
-    from wasmjob.fleet.procs import LocalWorker
+    from harness.procs import LocalWorker
 
     worker = LocalWorker("wide", _fleet.env, _fleet.tmp / "wide.log", concurrency=2, queues=WIDE).start().wait_ready()
     yield worker

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(shutil.which("wasm-opt") is None, reason="binary
 
 @pytest.fixture(scope="module")
 def snap_workers(_fleet) -> Iterator[dict]:
-    from wasmjob.fleet.procs import LocalWorker
+    from harness.procs import LocalWorker
 
     env = {**_fleet.env, "WASMJOB_SNAPSHOT_SECONDS": "0.2", "WASMJOB_QUEUE": QUEUE}
     workers = {

@@ -91,7 +91,7 @@ def test_key_value_pairs_are_scoped_by_namespace(redis_fleet) -> None:
 
 
 def test_an_unreachable_redis_is_store_unavailable_with_the_password_hidden() -> None:
-    from wasmjob.fleet.procs import free_port
+    from harness.procs import free_port
 
     store = RedisStore.from_url(f"redis://:hunter2@127.0.0.1:{free_port()}/0")
     with pytest.raises(StoreUnavailable) as err:
@@ -138,7 +138,7 @@ def test_a_failed_checkpoint_returns_no_connection_with_unread_replies(redis_fle
 
 
 def test_an_unreachable_redis_during_a_checkpoint_is_store_unavailable() -> None:
-    from wasmjob.fleet.procs import free_port
+    from harness.procs import free_port
 
     store = RedisStore(connect(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5))
     with pytest.raises(StoreUnavailable, match="unreachable"):

@@ -47,3 +47,16 @@ def test_runtime_dependencies_carry_the_extras_celery_documents_for_redis_and_ms
     assert by_name["celery"].startswith("celery[redis,msgpack]")
     assert by_name["kombu"].startswith("kombu[redis,msgpack]")
     assert "prometheus_client" in by_name
+
+
+def test_the_installed_package_ships_no_test_harness_and_imports_none() -> None:
+    package = ROOT / "worker"
+    assert not list(package.rglob("procs.py")), "process harnesses live in harness/, outside the package"
+    outside = ("harness", "tests", "bench", "demo")
+    offenders = [
+        f"{path.relative_to(ROOT)}: {line.strip()}"
+        for path in package.rglob("*.py")
+        for line in path.read_text().splitlines()
+        if line.strip().startswith(tuple(f"{kw} {name}" for kw in ("import", "from") for name in outside))
+    ]
+    assert offenders == []

@@ -29,7 +29,7 @@ from .traps import explain_component
 if TYPE_CHECKING:
     from ..cache import ModuleCache
     from ..engine import EpochTicker
-    from ..runtime import JobInfo
+    from ..abi import JobInfo
 
 MAX_JOBS = 256
 UNMETERED_FUEL = 2**62
@@ -123,7 +123,7 @@ class ComponentRunner:
 
     def load(self, wasm: bytes, manifest: Manifest, digest: str, host: HostState, init_limits: Limits) -> ComponentExtension:
         """Compile (cached), check the world's exports and ask the component for its jobs."""
-        from ..runtime import JobInfo
+        from ..abi import JobInfo
 
         if manifest.durability == "snapshot":
             raise ModuleError("durability 'snapshot' is for core modules: a component checkpoints its state")

@@ -8,4 +8,7 @@ from :class:`wasmjob.broker_config.Settings` when a process starts.
 from .context import Fleet
 from .messages import TASK_NAME, JobMessage
 
-__all__ = ["Fleet", "JobMessage", "TASK_NAME"]
+CELERY_APP = "wasmjob.fleet.app"
+"""What ``celery -A`` takes to run the fleet's worker or Flower."""
+
+__all__ = ["CELERY_APP", "Fleet", "JobMessage", "TASK_NAME"]

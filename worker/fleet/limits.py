@@ -48,11 +48,6 @@ def limits_summary(limits: Limits) -> dict[str, Any]:
     }
 
 
-def concurrent_limit(manifest: Manifest) -> int:
-    """The extension's fleet-wide concurrent_jobs (0 = unlimited)."""
-    return manifest.permissions.rate_limits.concurrent_jobs
-
-
 def backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
     """Seconds before retry number ``attempt`` after an infrastructure failure (with jitter)."""
     delay = min(cap, base * 2 ** max(0, min(attempt - 1, 10)))

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from ..registry import ExtensionRef
     from .context import Fleet
-    from .factory import FleetApp
+    from .task import FleetApp
 
 PUBLISH_TASK = "wasmjob.publish"
 UPLOAD_TTL = 600

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from celery.exceptions import Ignore
 
@@ -27,13 +27,26 @@ from .messages import JobMessage, job_id_of
 if TYPE_CHECKING:
     from celery import Task
 
-    from .factory import FleetApp
+    from .dispatch import Dispatcher
+    from .process import WorkerProcess
 
 log = logging.getLogger(__name__)
 # what the task raises on purpose: Celery logs them in one line, without a traceback
 EXPECTED_ERRORS = (JobFailed, ConfigError)
 # a run's summary status -> its task event (Flower shows the upper-cased name as the state)
 EVENT_NAMES = {"queued": "continued"}
+
+
+class FleetApp(Protocol):
+    """What the tasks need of their Celery app (``factory.FleetApp`` is one); the factory imports
+    the tasks, so they name the app by what it does, not by importing it."""
+
+    conf: Any
+    events: Any
+
+    def worker_process(self) -> WorkerProcess: ...
+
+    def dispatcher(self) -> Dispatcher: ...
 
 
 def run(task: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import wasmbin
-from ..cache import digest_of
+from ..wasmbin import digest_of
 from ..errors import SnapshotError
 from ..manifest import Manifest
 from .globals_export import export_mutable_globals
