@@ -334,13 +334,7 @@ class Runtime:
             finally:
                 self._cleanup(wasm_store, instance if "instance" in locals() else None)
         host.flush()
-        usage = Usage(
-            fuel=fuel_budget - _fuel_left(wasm_store) if ext.metered else 0,
-            wall_seconds=time.monotonic() - started,
-            cpu_seconds=time.thread_time() - cpu_started,
-            peak_memory_bytes=host.peak_memory(),
-            host_calls=host.host_calls,
-        )
+        usage = _usage(ext.metered, wasm_store, fuel_budget, host, started, cpu_started)
         outcome = self._outcome(ext, spec, host, code, error, usage, limits, fuel_budget)
         outcome.snapshots = snapshots.stats if snapshots is not None else None
         return outcome
@@ -356,13 +350,7 @@ class Runtime:
         with host:
             code, error = runner.execute(ext, host, wasm_store, sinks, job, spec, state, limits, started)
         host.flush()
-        usage = Usage(
-            fuel=fuel_budget - _fuel_left(wasm_store) if ext.metered else 0,
-            wall_seconds=time.monotonic() - started,
-            cpu_seconds=time.thread_time() - cpu_started,
-            peak_memory_bytes=host.peak_memory(),
-            host_calls=host.host_calls,
-        )
+        usage = _usage(ext.metered, wasm_store, fuel_budget, host, started, cpu_started)
         return self._outcome(ext, spec, host, code, error, usage, limits, fuel_budget, explain_component)
 
     def _host(
@@ -535,3 +523,16 @@ def _fuel_left(store: wasmtime.Store) -> int:
         return store.get_fuel()
     except wasmtime.WasmtimeError:
         return 0
+
+
+def _usage(
+    metered: bool, store: wasmtime.Store, fuel_budget: int, host: HostState, started: float, cpu_started: float
+) -> Usage:
+    """What a run consumed, core module or component alike."""
+    return Usage(
+        fuel=fuel_budget - _fuel_left(store) if metered else 0,
+        wall_seconds=time.monotonic() - started,
+        cpu_seconds=time.thread_time() - cpu_started,
+        peak_memory_bytes=host.peak_memory(),
+        host_calls=host.host_calls,
+    )

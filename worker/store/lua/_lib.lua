@@ -76,6 +76,14 @@ local function num(value)
   return tonumber(value or '0') or 0
 end
 
+-- A slot of an extension is free: send its longest-waiting job (its id, or '' when none waits).
+local function wake_next(waiting_key, outbox_key, at)
+  local popped = redis.call('ZPOPMIN', waiting_key)
+  if not popped[1] then return '' end
+  redis.call('ZADD', outbox_key, at, popped[1])
+  return popped[1]
+end
+
 local function hget_num(key, field)
   return tonumber(redis.call('HGET', key, field) or '0') or 0
 end

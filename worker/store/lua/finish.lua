@@ -115,11 +115,5 @@ else
     K.expiring, job_id, now,
     A.retain_ms, A.max_retain_ms, f[11])
 end
--- a slot of this extension is free now: wake the longest-waiting job
-local woken = ''
-local popped = redis.call('ZPOPMIN', K.ext_waiting)
-if popped[1] then
-  woken = popped[1]
-  redis.call('ZADD', K.outbox, now + A.grace_ms, woken)
-end
+local woken = wake_next(K.ext_waiting, K.outbox, now + A.grace_ms)
 return {status, dispatch, woken, (status == 'failed') and err or ''}

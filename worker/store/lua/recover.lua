@@ -57,10 +57,5 @@ if status == 'failed' or status == 'cancelled' then
     K.expiring, job_id, now,
     A.retain_ms, A.max_retain_ms)
 end
-local woken = ''
-local popped = redis.call('ZPOPMIN', K.ext_waiting)
-if popped[1] then
-  woken = popped[1]
-  redis.call('ZADD', K.outbox, now + A.grace_ms, woken)
-end
+local woken = wake_next(K.ext_waiting, K.outbox, now + A.grace_ms)
 return {status, dispatch, woken}
