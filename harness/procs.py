@@ -20,7 +20,6 @@ from wasmjob.errors import ConfigError
 from wasmjob.fleet import CELERY_APP
 
 
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

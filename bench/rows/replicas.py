@@ -12,7 +12,7 @@ import os
 import time
 import uuid
 
-from wasmjob.fleet.procs import LocalRedis
+from harness.procs import LocalRedis
 from wasmjob.keys import Keys
 from wasmjob.store.redis import RedisStore, connect
 

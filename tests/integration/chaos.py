@@ -27,7 +27,7 @@ def start_fleet(base: Any, name: str, env: dict[str, str], workers: int) -> Any:
     """A fleet like the session's (same Redis), with its own prefix, queue, env and workers."""
     from wasmjob.broker_config import Settings
     from wasmjob.client import Client
-    from wasmjob.fleet.procs import LocalWorker
+    from harness.procs import LocalWorker
 
     full = {**base.env, "WASMJOB_PREFIX": f"chaos-{name}", "WASMJOB_QUEUE": f"chaos-{name}", **env}
     settings = Settings.from_env(full)

@@ -210,7 +210,7 @@ def test_flower_works_with_the_producer_user_and_its_revoke_cancels_the_job(acl_
     import time
     import urllib.request
 
-    from wasmjob.fleet.procs import free_port
+    from harness.procs import free_port
 
     port = free_port()
     env = {**os.environ, "WASMJOB_REDIS_URL": acl_fleet.producer_url, "FLOWER_UNAUTHENTICATED_API": "true"}

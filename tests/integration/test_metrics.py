@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modules import TICKER_WAT, TRAP_WAT, ticker_params
-from wasmjob.fleet.procs import free_port
+from harness.procs import free_port
 
 TENANT = "22222222-3333-4444-5555-666666666666"
 

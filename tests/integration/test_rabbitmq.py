@@ -75,7 +75,7 @@ def test_flower_sees_the_rabbitmq_fleet_and_its_jobs(rabbit, tmp_path) -> None:
     import sys
 
     from test_flower import get_json
-    from wasmjob.fleet.procs import free_port
+    from harness.procs import free_port
 
     port = free_port()
     env = {**os.environ, **rabbit.env, "FLOWER_UNAUTHENTICATED_API": "true"}

@@ -28,7 +28,7 @@ def _until(check, timeout: float, what: str) -> None:
 def sentinel_set(_fleet):
     import redis
 
-    from wasmjob.fleet.procs import LocalRedis, LocalSentinel
+    from harness.procs import LocalRedis, LocalSentinel
 
     base = _fleet.tmp / "sentinel"
     master = LocalRedis(base / "master").start()
@@ -51,7 +51,7 @@ def sentinel_set(_fleet):
 
 @pytest.mark.timeout(180)
 def test_jobs_complete_exactly_once_when_the_master_is_killed_and_sentinel_fails_over(_fleet, sentinel_set) -> None:
-    from wasmjob.fleet.procs import LocalRedis
+    from harness.procs import LocalRedis
 
     master, replica, sentinels = sentinel_set
     env = {
