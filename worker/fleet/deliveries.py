@@ -10,7 +10,10 @@ taken by a worker that is gone (or frozen, or restarted its connection); the job
 dispatched again with a higher dispatch number, so the parked message is stale.
 
 Only messages still unacknowledged are read, so the cost follows the work in flight
-(with late acks: running jobs and messages in transit), not the number of jobs.
+(with late acks: running jobs and messages in transit), not the number of jobs; each
+message is decoded once. Late acks stay on for this reason: a message acked on receipt
+would leave no trace once its taker died, and on RabbitMQ they are what returns a dead
+consumer's messages.
 """
 
 from __future__ import annotations
@@ -61,11 +64,11 @@ class UnackedDeliveries:
             index_key=prefix + options.get("unacked_index_key", "unacked_index"),
         )
 
-    def older_than(self, seconds: float, limit: int = 1000) -> list[Delivery]:
+    def older_than(self, seconds: float) -> list[Delivery]:
         """``wasmjob.run`` messages taken more than ``seconds`` ago and not acknowledged yet."""
         ceiling = time.time() - seconds
         with translated():
-            rows = self.client.zrangebyscore(self.index_key, "-inf", ceiling, start=0, num=limit, withscores=True)
+            rows = self.client.zrangebyscore(self.index_key, "-inf", ceiling, withscores=True)
             taken = {as_text(tag): float(score) for tag, score in rows}
             unknown = [t for t in taken if t not in self._parsed]
             payloads = self.client.hmget(self.hash_key, unknown) if unknown else []
