@@ -1,4 +1,5 @@
-"""Workers live through Redis restarts and an outage longer than the lease TTL, and keep consuming.
+"""Workers live through Redis restarts, an outage longer than the lease TTL and a connection reset,
+and keep consuming.
 
 kombu's reconnect path crashed a worker (``'NoneType' object has no attribute 'hostname'``
 in ``_connparams``) when Redis went away while the worker was both waiting for messages
@@ -47,6 +48,9 @@ def test_workers_survive_three_redis_restarts_and_a_long_outage_and_jobs_resume_
     for downtime in (0.2, 0.2, 1.5 * ttl):  # the last one outlives every lease
         fleet.wait_running(jobs[0], min_checkpoints=1, timeout=60)
         fleet.redis.restart(downtime=downtime)
+    # and a connection reset: Redis drops every client's connection at once
+    fleet.wait_running(jobs[0], min_checkpoints=1, timeout=60)
+    fleet.client.fleet.client.client_kill_filter(_type="normal", skipme=False)
     records = [j.wait(90) for j in jobs]
     assert [r.status for r in records] == ["completed"] * len(jobs), [r.error or r.last_error for r in records]
     for job, steps in zip(jobs, (STEPS * 2, STEPS, STEPS)):

@@ -44,7 +44,11 @@ def ticker(_fleet):
 
 
 def _unacked_tags(fleet) -> set[bytes]:
-    return set(fleet.client.fleet.client.hkeys("unacked"))
+    from wasmjob.fleet.deliveries import UnackedDeliveries
+
+    options = dict(fleet.client.app.conf.broker_transport_options or {})
+    keys = UnackedDeliveries.for_transport(fleet.client.fleet.client, options)
+    return set(fleet.client.fleet.client.hkeys(keys.hash_key))
 
 
 @pytest.mark.timeout(90)
