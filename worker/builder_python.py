@@ -2,7 +2,8 @@
 
 A Python project holds ``manifest.json``, ``pyproject.toml`` with a ``[tool.wasmjob]``
 table (``module``: the module that defines the jobs, default ``app``; ``dependencies``:
-pure-Python requirements to bundle) and the module itself. The build bundles CPython,
+pure-Python requirements to bundle: pip requirements, installed as wheels, or
+directories, used as they are) and the module itself. The build bundles CPython,
 the module, the SDK (``extensions/sdk/python``) and the dependencies into a component
 of world ``extension`` (``extensions/sdk/wit``); only what the jobs import at build
 time is kept. componentize-py comes from the ``python`` extra (``pip install
@@ -69,8 +70,14 @@ def build_python(src_dir: Path, target: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="wasmjob-pybuild-") as scratch:
         work = Path(scratch)
         paths = [work, src_dir, SDK_PYTHON_DIR]
-        if deps:
-            paths.append(_install_deps(deps, src_dir, work / "deps"))
+        found = {d: _local_dir(d, src_dir) for d in deps}
+        local = [path for path in found.values() if path is not None]
+        remote = [d for d, path in found.items() if path is None]
+        for path in local:
+            _refuse_native(path)
+        paths += local
+        if remote:
+            paths.append(_install_deps(remote, src_dir, work / "deps"))
         extra = [_msgpack_dir()] if encoding == "msgpack" else []
         (work / f"{ENTRY}.py").write_text(_entry(module, encoding), encoding="utf-8")
         output = work / target.name
@@ -96,20 +103,35 @@ def _entry(module: str, encoding: str) -> str:
     return "\n".join(lines)
 
 
-def _install_deps(deps: list[str], src_dir: Path, dest: Path) -> Path:
-    """pip-install the listed requirements into ``dest``; refuse any that is not pure Python."""
-    command = [
-        sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-compile", "--quiet",
-        "--no-build-isolation", "--target", str(dest), *deps,
-    ]
-    proc = subprocess.run(command, capture_output=True, text=True, check=False, cwd=src_dir)
-    if proc.returncode != 0:
-        raise BuildError(f"cannot install the dependencies {', '.join(deps)}:\n{_tail(proc.stderr)}")
-    native = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.suffix in _NATIVE)
+def _local_dir(requirement: str, src_dir: Path) -> Path | None:
+    """A dependency given as a directory (relative to the project): its import root
+    (``src/`` when it has one), put on the path as it is, without pip."""
+    if not requirement.startswith((".", "/")):
+        return None
+    path = (src_dir / requirement).resolve()
+    if not path.is_dir():
+        raise BuildError(f"{src_dir}/pyproject.toml: dependency {requirement} is not a directory")
+    return path / "src" if (path / "src").is_dir() else path
+
+
+def _refuse_native(root: Path) -> None:
+    native = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.suffix in _NATIVE)
     if native:
         raise BuildError(
             f"dependencies with compiled code cannot run in the sandbox (only pure Python can): {', '.join(native[:5])}"
         )
+
+
+def _install_deps(deps: list[str], src_dir: Path, dest: Path) -> Path:
+    """pip-install the listed requirements (wheels only) into ``dest``; refuse any that is not pure Python."""
+    command = [
+        sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-compile", "--quiet",
+        "--only-binary=:all:", "--target", str(dest), *deps,
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, cwd=src_dir)
+    if proc.returncode != 0:
+        raise BuildError(f"cannot install the dependencies {', '.join(deps)}:\n{_tail(proc.stderr)}")
+    _refuse_native(dest)
     for meta in list(dest.glob("*.dist-info")) + list(dest.glob("bin")):
         shutil.rmtree(meta, ignore_errors=True)
     return dest

@@ -207,6 +207,8 @@ class Runtime:
             code = instrumented if instrumented is not None else self.instrumenter.get(wasm, digest)
             code_digest = instrumented_digest = digest_of(code)
         module = box.cache.get(code, code_digest)
+        if not isinstance(module, wasmtime.Module):
+            raise ModuleError("snapshot mode is for core modules, not components")
         shape = abi.check_module(module, allow_wasi=manifest.wasi)
         try:
             pre = self._linker(box, shape.wasi).instantiate_pre(module)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = Path(__file__).resolve().parent / "hostile.py"
+VENDOR = Path(__file__).resolve().parent / "vendor" / "wjwords"
 
 
 def _digest(*dirs: Path) -> str:
@@ -38,7 +39,7 @@ def build_scaffold(base: Path) -> Path:
     from wasmjob.builder import build_extension
     from wasmjob.scaffold import scaffold
 
-    key = _digest(*_sources(), HOSTILE, ROOT / "worker" / "scaffold_python.py")
+    key = _digest(*_sources(), HOSTILE, VENDOR, ROOT / "worker" / "scaffold_python.py")
     done = base / f"pyscaffold-{key}"
     if (done / "pyscaffold.wasm").is_file():
         return done
@@ -48,6 +49,9 @@ def build_scaffold(base: Path) -> Path:
     shutil.copy(HOSTILE, work / "hostile.py")
     with (work / "app.py").open("a", encoding="utf-8") as fh:
         fh.write("\nimport hostile  # noqa: E402,F401  (test-only jobs)\n")
+    pyproject = (work / "pyproject.toml").read_text()
+    assert "dependencies = []" in pyproject
+    (work / "pyproject.toml").write_text(pyproject.replace("dependencies = []", f'dependencies = ["{VENDOR.as_posix()}"]'))
     manifest = json.loads((work / "manifest.json").read_text())
     manifest["permissions"]["rate_limits"]["concurrent_jobs"] = 0
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2))

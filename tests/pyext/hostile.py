@@ -3,7 +3,13 @@
 import os
 import sys
 
+import wjwords  # a listed dependency: bundled by wasmjob build
 from wasmjob_sdk import Context, job
+
+
+@job
+def dependency(ctx: Context, state: dict) -> dict:
+    return {"shout": wjwords.shout(state.get("text", "hi"))}
 
 
 @job

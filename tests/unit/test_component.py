@@ -159,3 +159,31 @@ def test_scaffold_tests_pass_natively_through_wasmjob_test(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 passed" in proc.stdout
     assert json.loads((project / "manifest.json").read_text())["wasm_file"] == "natively.wasm"
+
+
+def test_a_listed_pure_python_dependency_is_bundled_into_the_component(rt: Runtime, scaffold: object) -> None:
+    out, _ = _run(rt, scaffold, None, "dependency", {"text": "bundled"})
+    assert out.status is Status.COMPLETED, out.reason
+    assert out.result == {"shout": "BUNDLED!"}
+
+
+def test_a_dependency_with_compiled_code_is_refused_by_the_build(tmp_path: Path) -> None:
+    from wasmjob.builder import build_extension
+    from wasmjob.errors import BuildError
+    from wasmjob.scaffold import scaffold as new_project
+
+    lib = tmp_path / "nativelib"
+    (lib / "nativelib").mkdir(parents=True)
+    (lib / "nativelib" / "__init__.py").write_text("")
+    (lib / "nativelib" / "_speedups.so").write_bytes(b"\x7fELF not really")
+    (lib / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "nativelib"\nversion = "1.0"\n'
+        '[tool.setuptools]\npackages = ["nativelib"]\n[tool.setuptools.package-data]\nnativelib = ["*.so"]\n'
+    )
+    project = new_project("withnative", "python", tmp_path / "withnative")
+    text = (project / "pyproject.toml").read_text().replace("dependencies = []", f'dependencies = ["{lib.as_posix()}"]')
+    (project / "pyproject.toml").write_text(text)
+    with pytest.raises(BuildError, match=r"compiled code cannot run in the sandbox.*_speedups\.so"):
+        build_extension(project)
+    assert not (project / "withnative.wasm").exists()

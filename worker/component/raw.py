@@ -41,7 +41,7 @@ def list_bytes(val: Any) -> bytes:
     n = vals.size
     if n == 0:
         return b""
-    address = ctypes.cast(vals.data, ctypes.c_void_p).value
+    address = ctypes.cast(vals.data, ctypes.c_void_p).value or 0
     return ctypes.string_at(address, n * lay.size)[lay.payload :: lay.size]
 
 
