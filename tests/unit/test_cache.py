@@ -127,14 +127,19 @@ def test_the_disk_cache_drops_least_recently_used_artifacts_beyond_its_byte_boun
     one = _artifact(tmp_path).stat().st_size
     cache.max_disk_bytes = int(2.5 * one)  # room for two artifacts
     cache.get(modules[1])
-    os.utime(next(p for p in tmp_path.glob("*.cwasm")), (1, 1))  # pretend one of them is old
-    cache.clear_memory()
-    cache.get(modules[0])  # a disk hit makes its artifact the most recently used
-    cache.get(modules[2])
-    cache.get(modules[3])
+    for path in tmp_path.glob("*.cwasm"):
+        os.utime(path, (1, 1))  # both old
+    later = _cache(tmp_path)  # a new process: its first get of modules[0] is a disk hit
+    later.max_disk_bytes = cache.max_disk_bytes
+    later.get(modules[0])  # a disk hit makes its artifact the most recently used
+    assert later.stats.disk_hits == 1
+    later.get(modules[2])  # evicts modules[1], the least recently used
     assert len(list(tmp_path.glob("*.cwasm"))) == 2
+    again = _cache(tmp_path)
+    again.max_disk_bytes = cache.max_disk_bytes
+    again.get(modules[0])
+    again.get(modules[2])
+    assert (again.stats.disk_hits, again.stats.compiles) == (2, 0)
+    again.get(modules[1])
+    assert again.stats.compiles == 1
     assert sum(p.stat().st_size for p in tmp_path.glob("*.cwasm")) <= cache.max_disk_bytes
-    cache.clear_memory()
-    before = cache.stats.compiles
-    cache.get(modules[3])  # the newest survived
-    assert cache.stats.compiles == before
