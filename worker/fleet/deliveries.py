@@ -68,10 +68,12 @@ class UnackedDeliveries:
         """``wasmjob.run`` messages taken more than ``seconds`` ago and not acknowledged yet."""
         ceiling = time.time() - seconds
         with translated():
-            rows = self.client.zrangebyscore(self.index_key, "-inf", ceiling, withscores=True)
+            rows: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
+                self.index_key, "-inf", ceiling, withscores=True
+            )
             taken = {as_text(tag): float(score) for tag, score in rows}
             unknown = [t for t in taken if t not in self._parsed]
-            payloads = self.client.hmget(self.hash_key, unknown) if unknown else []
+            payloads: list[Any] = list(self.client.hmget(self.hash_key, unknown)) if unknown else []
         for tag, payload in zip(unknown, payloads):
             self._parsed[tag] = parse(tag, payload, taken[tag])
         tags = list(taken)
@@ -93,7 +95,7 @@ class UnackedDeliveries:
             self._parsed.pop(tag, None)
 
 
-def parse(tag: str, payload: bytes | None, taken_at: float) -> Delivery | None:
+def parse(tag: str, payload: bytes | str | None, taken_at: float) -> Delivery | None:
     """The job and dispatch of one unacked entry (``[message, exchange, routing_key]`` as JSON)."""
     if payload is None:
         return None
