@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import quote
 
 from wasmjob.errors import ConfigError
 
@@ -46,6 +47,8 @@ ENV = {
     "WASMJOB_RETENTION_SECONDS": "retention_seconds",
     "WASMJOB_MAX_RETENTION_SECONDS": "max_retention_seconds",
     "WASMJOB_RESULT_INLINE_BYTES": "result_inline_bytes",
+    "WASMJOB_LOG_FORMAT": "log_format",
+    "WASMJOB_REDIS_PASSWORD": "redis_password",
 }
 
 
@@ -106,6 +109,8 @@ class Settings:
     retention_seconds: float = 3 * 86400.0
     max_retention_seconds: float = 30 * 86400.0
     result_inline_bytes: int = 64 * 1024
+    log_format: str = "text"  # or "json": one JSON object per log line (fleet/logformat.py)
+    redis_password: str | None = None  # kept apart from the URLs; any characters (see with_password)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -119,7 +124,28 @@ class Settings:
                 continue
             values[name] = _convert(var, raw, str(types[name]))
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values).validated()
+        return cls(**values).with_password().validated()
+
+    def with_password(self) -> Settings:
+        """The settings with ``redis_password`` URL-escaped into every Redis URL that has none, so a
+        password like ``p@ss:w/rd`` never has to be escaped by hand."""
+        if not self.redis_password:
+            return self
+        secret = quote(self.redis_password, safe="")
+
+        def add(url: str | None) -> str | None:
+            if not url or not url.startswith(("redis://", "rediss://")):
+                return url
+            scheme, rest = url.split("://", 1)
+            user, at, host = rest.partition("@")
+            if not at:  # no user either: Redis's default user
+                return f"{scheme}://:{secret}@{rest}"
+            if ":" in user:  # the URL has its own password
+                return url
+            return f"{scheme}://{user}:{secret}@{host}"  # an ACL user named in the URL
+
+        return replace(self, redis_url=add(self.redis_url) or self.redis_url, result_url=add(self.result_url),
+                       broker_url=add(self.broker_url))
 
     def validated(self) -> Settings:
         if not self.redis_url.startswith(REDIS_SCHEMES):
@@ -149,6 +175,8 @@ class Settings:
             raise ConfigError("WASMJOB_RETENTION_SECONDS must be at least 1 and at most WASMJOB_MAX_RETENTION_SECONDS")
         if self.max_stalls < 1:
             raise ConfigError("WASMJOB_MAX_STALLS must be at least 1")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("WASMJOB_LOG_FORMAT must be text or json")
         return self
 
     @property

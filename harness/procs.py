@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from wasmjob.errors import ConfigError
 from wasmjob.fleet import CELERY_APP
@@ -65,7 +66,7 @@ class LocalRedis:
 
     @property
     def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def url_as(self, user: str, password: str) -> str:

@@ -114,9 +114,35 @@ def test_redis_has_the_acl_users_wasmjob_acl_prints_and_each_service_logs_in_as_
     ))
     redis = command_of(services["redis"])
     assert redis[redis.index("--user"):] == expected
-    env = {name: "\n".join(block) for name, block in services.items()}
-    assert f"redis://worker:{SECRETS['REDIS_WORKER_PASSWORD']}@redis" in env["worker"]
-    assert f"redis://producer:{SECRETS['REDIS_PRODUCER_PASSWORD']}@redis" in env["flower"]
+    assert redis_url_of(services["worker"]) == f"redis://worker:{SECRETS['REDIS_WORKER_PASSWORD']}@redis:6379/0"
+    assert redis_url_of(services["flower"]) == f"redis://producer:{SECRETS['REDIS_PRODUCER_PASSWORD']}@redis:6379/0"
+
+
+def redis_url_of(block: list[str]) -> str:
+    """The Redis URL a service's wasmjob settings make of its environment (password given apart)."""
+    from wasmjob.broker_config import Settings
+
+    env = dict(line.split(": ", 1) for line in block if line.startswith("WASMJOB_REDIS_"))
+    return Settings.from_env({k: v.strip("'\"") for k, v in env.items()}).redis_url
+
+
+def test_any_password_works_and_workers_flower_and_metrics_have_healthchecks() -> None:
+    import redis
+
+    odd = {**SECRETS, "REDIS_WORKER_PASSWORD": "p@ss:w/rd", "REDIS_PRODUCER_PASSWORD": "a b%c#d"}
+    result = subprocess.run(
+        [*compose_command(), "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", **odd},
+    )
+    assert result.returncode == 0, result.stderr
+    services = services_of(result.stdout)
+    for name, user in (("worker", "worker"), ("flower", "producer")):
+        parsed = redis.connection.parse_url(redis_url_of(services[name]))
+        assert (parsed["username"], parsed["password"]) == (user, odd[f"REDIS_{user.upper()}_PASSWORD"])
+    worker = "\n".join(services["worker"])
+    assert "healthcheck:" in worker and "celery -A wasmjob.fleet.app inspect ping" in worker
+    assert "/healthcheck" in "\n".join(services["flower"])
+    assert "wasmjob metrics --serve" in " ".join(command_of(services["metrics"])).replace("- ", "")
 
 
 def test_the_rabbitmq_profile_adds_the_broker_and_workers_take_its_url() -> None:

@@ -227,6 +227,7 @@ class JobExecution:
             log.info(
                 "job %s: running %s/%s (attempt %d, from checkpoint %d, token %d)",
                 rec.id, rec.ext_id, rec.job, claim.attempts, claim.checkpoints, claim.token,
+                extra=self._fields(rec, attempt=claim.attempts),
             )
             try:
                 outcome = self.proc.runtime.run(ext, spec, store, claim.token, flag, limits)
@@ -295,7 +296,13 @@ class JobExecution:
         except StoreUnavailable as exc:
             log.warning("job %s: cannot record the end of the run (%s); the sweep will resume it", rec.id, exc.reason)
             return self._summary("unrecorded", detail=exc.reason)
-        log.info("job %s: %s -> %s%s", rec.id, verdict.kind, done.status, f" ({verdict.error})" if verdict.error else "")
+        log.info(
+            "job %s: %s -> %s%s", rec.id, verdict.kind, done.status, f" ({verdict.error})" if verdict.error else "",
+            extra=self._fields(
+                rec, attempt=claim.attempts, outcome=done.status, fuel=verdict.usage.fuel,
+                wall_seconds=round(verdict.usage.wall_seconds, 6), error=done.error or verdict.error or None,
+            ),
+        )
         if done.status == "queued" and verdict.delay == 0:
             self.dispatcher.send(rec.id, parent_id=self.task_id)
         if done.woken:
@@ -304,6 +311,13 @@ class JobExecution:
         if done.status in TERMINAL and not self.fleet.records.celery_results:
             store_outcome(self.dispatcher.app, rec.task_id or rec.id, rec.id, done.status, result, done.error)
         return self._summary(done.status, result=result, error=done.error or verdict.error or None)
+
+    def _fields(self, rec: JobRecord, **more: Any) -> dict[str, Any]:
+        """The fields a JSON log line about this run carries (fleet/logformat.py)."""
+        return {
+            "job_id": rec.id, "extension": rec.ext_id, "job": rec.job, "dispatch": self.msg.dispatch,
+            "task_id": self.task_id, **more,
+        }
 
     def _bill_abandoned(self, rec: JobRecord, tenant: str, verdict: Verdict) -> None:
         try:

@@ -23,6 +23,7 @@ from .messages import TASK_NAME, TASK_OPTIONS
 from .process import WorkerProcess
 from .publish import PUBLISH_TASK, publish
 from .recovery import Sweeper
+from .logformat import install as install_log_format
 from .revoke import install as install_revoke
 from .task import EXPECTED_ERRORS, run
 
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, *, set_as_current: bool = False
     app = FleetApp(settings or Settings.from_env(), set_as_current=set_as_current)
     uid = f"wasmjob-{id(app)}"
     install_revoke()
+    install_log_format(app.fleet_settings.log_format)
 
     def process_init(**_: object) -> None:
         if _is_current(app):

@@ -43,6 +43,9 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         keys, client = self.fleet.keys, self.fleet.client
+        settings = self.fleet.settings
+        # queue lists are readable here only when the broker is this same Redis
+        queues = self.queues if settings.broker == settings.redis_url else ()
         with translated():
             members = sorted(as_text(m) for m in client.smembers(keys.usage_index))
             ext_ids = sorted(as_text(e) for e in client.smembers(keys.ext_ids))
@@ -53,7 +56,7 @@ class FleetCollector(Collector):
             for ext_id in ext_ids:
                 pipe.zcard(keys.ext_running(ext_id))
                 pipe.zcard(keys.ext_waiting(ext_id))
-            for queue in self.queues:
+            for queue in queues:
                 for suffix in PRIORITY_LISTS:
                     pipe.llen(queue + suffix)
             pipe.scard(keys.active)
@@ -71,7 +74,7 @@ class FleetCollector(Collector):
         yield jobs
         yield GaugeMetricFamily("wasmjob_jobs_running", "Jobs running now, fleet-wide", value=active)
         depth = GaugeMetricFamily("wasmjob_queue_depth", "Messages waiting in a broker queue (all priorities)", labels=["queue"])
-        for i, queue in enumerate(self.queues):
+        for i, queue in enumerate(queues):
             depth.add_metric([queue], sum(depths[i * len(PRIORITY_LISTS): (i + 1) * len(PRIORITY_LISTS)]))
         yield depth
         yield GaugeMetricFamily("wasmjob_outbox_entries", "Jobs whose next message is due or delayed (retries, waits)", value=outbox)

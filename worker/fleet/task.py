@@ -101,7 +101,7 @@ def conclude(summary: dict[str, Any], events: TaskEvents | None) -> dict[str, An
         raise JobFailed(summary.get("error") or "failed", job_id=summary["job_id"])
     if events is not None:
         if status == "cancelled":
-            events.send("task-revoked", terminated=False, signum=None, expired=False)
+            events.send("task-revoked", terminated=False, signum=None, expired=False, result=describe(summary))
         else:
             events.send(f"task-{EVENT_NAMES.get(status, status)}", result=describe(summary))
     raise Ignore()
