@@ -43,7 +43,7 @@ class AclUser:
 
 def producer_rules(settings: Settings) -> tuple[str, ...]:
     """What a producer may touch: kombu's bindings and its own reply queues, Celery results,
-    the fleet's records and registry (read only), uploads; and the queue lists only to push
+    the fleet's records, registry and policy (read only), uploads; and the queue lists only to push
     (a selector), so it can neither read nor take other producers' messages."""
     p, q = settings.prefix, settings.queue
     return (
@@ -52,6 +52,7 @@ def producer_rules(settings: Settings) -> tuple[str, ...]:
         "~*.reply.celery.pidbox*",           # replies to control commands this producer sent
         "%R~celery-task-meta-*",             # results, read only
         f"%R~{p}:job:*", f"%R~{p}:jobs", f"%R~{p}:ext:*", f"%R~{p}:module:*", f"%R~{p}:usage*",
+        f"%R~{p}:policy",                    # the fleet's policy, to check manifests before upload
         f"~{p}:upload:*",                    # releases waiting for a worker to verify them
         "resetchannels",
         "&celery-task-meta-*", "&/*.celery.pidbox", "&/*.celeryev/*",

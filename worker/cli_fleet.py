@@ -451,6 +451,9 @@ def cmd_extensions_add(args: argparse.Namespace) -> int:
     if key.created:
         print(f"created publisher key {key.path} ({key.id}): keep it; later versions must be signed with it",
               file=sys.stderr)
+    _, note = client.publishing_policy()
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     for path in args.paths:
         ref = client.add_extension(path, key=key)
         print(f"{ref}  {ref.digest}  jobs: {', '.join(ref.jobs)}")

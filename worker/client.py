@@ -13,12 +13,13 @@ Importing this module starts nothing and connects nowhere; the first call does.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wasmjob.broker_config import Settings
 
@@ -27,6 +28,8 @@ from .errors import (
     InvalidTransition,
     JobFailed,
     JobTimeout,
+    ManifestError,
+    ModuleRefused,
     NotFound,
     PermissionDenied,
     PublishRefused,
@@ -39,6 +42,11 @@ from .records import STATUSES, JobRecord, Page, UsageRow
 from .registry import ExtensionRef
 from .tenants import TOKEN_ENV, proof_of
 from .validate import check_limits, check_params
+
+if TYPE_CHECKING:
+    from .policy import Policy
+
+log = logging.getLogger(__name__)
 
 ProgressHandler = Callable[[JobRecord], None]
 PUBLISH_TIMEOUT = 120.0
@@ -98,16 +106,22 @@ class Client:
     def add_module(
         self, wasm: bytes, manifest: Manifest, *, key: PublisherKey | str | Path | None = None
     ) -> ExtensionRef:
-        """Validate ``wasm`` against operator policy (manifest, size and counts), compile it,
-        check the ABI, collect its jobs, sign it and upload it."""
+        """Validate ``wasm`` against the fleet's operator policy (manifest, size and counts), compile
+        it, check the ABI, collect its jobs, sign it and upload it."""
         from .wasmbin import digest_of
         from .runtime import Runtime, RuntimeConfig
         from .component.format import is_component
         from .snapshot.instrument import load_for_registry
 
-        policy = self.fleet.policy
-        policy.check_manifest(manifest)
-        policy.check_module(wasm)
+        policy, note = self.publishing_policy()
+        if note:
+            log.info("%s", note)
+        try:
+            policy.check_manifest(manifest)
+            policy.check_module(wasm)
+        except (ManifestError, ModuleRefused) as exc:
+            whose = "this environment's policy" if note else "the policy the fleet's workers published"
+            raise type(exc)(f"{exc.reason} (checked against {whose})") from None
         publisher = key if isinstance(key, PublisherKey) else load_or_create(key)
         # A component compiles for seconds: it goes through the signed cache workers on this
         # machine use, on the engine they run it on (no fuel), so it compiles once here.
@@ -127,6 +141,17 @@ class Client:
             )
         except PermissionDenied:
             return self._publish_through_worker(wasm, manifest, signature)
+
+    def publishing_policy(self) -> tuple[Policy, str]:
+        """The policy a release is checked against before upload: the one the fleet's workers
+        published, else (with a note saying so) the one of this process's environment."""
+        published = self.fleet.published_policy()
+        if published is not None:
+            return published.policy, ""
+        return self.fleet.policy, (
+            "no worker has published the fleet's policy yet: checked against this environment's "
+            "(WASMJOB_* variables); workers still refuse what their policy does not allow"
+        )
 
     def _worker_cache_dir(self) -> Path:
         from .cache import default_cache_dir

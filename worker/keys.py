@@ -42,6 +42,8 @@ Usage, key-value, fleet
   {p}:usage:{ext}|{tenant}     hash    runs, fuel, wall_seconds, completed, failed, cancelled, abandoned
   {p}:kv:{namespace}           hash    an extension's key-value pairs; namespace = "<tenant>:<extension>"
   {p}:kvusage:{namespace}      hash    bytes, keys: what that scope holds, against the operator's quota
+  {p}:policy                   string  the operator policy the fleet's workers run with (JSON, written by each
+                                       worker when it starts): producers check manifests against it
   {p}:metrics                  hash    fleet-wide counters only a worker process knows (cache hits, compiles,
                                        compile seconds, refused writes, recoveries): fleet/metrics.py
   {p}:sweep:lock               string  held by the worker running the recovery sweep
@@ -166,6 +168,10 @@ class Keys:
 
     def kv_usage(self, namespace: str) -> str:
         return f"{self.prefix}:kvusage:{namespace}"
+
+    @property
+    def policy(self) -> str:
+        return f"{self.prefix}:policy"
 
     @property
     def metrics(self) -> str:

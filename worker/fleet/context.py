@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import time
+from dataclasses import dataclass, fields
+
 from wasmjob.broker_config import Settings
 
+from ..errors import ConfigError
 from ..keys import Keys
 from ..policy import Policy
 from ..records import Records
 from ..registry import Registry
 from ..store.redis import RedisStore, connect
+
+
+@dataclass(frozen=True)
+class PublishedPolicy:
+    """The operator policy a worker of the fleet runs with, as it published it when it started."""
+
+    policy: Policy
+    worker: str
+    published_at: float
 
 
 class Fleet:
@@ -47,6 +61,25 @@ class Fleet:
             result_expires=settings.result_expires,
         )
         self.registry = Registry(self.client, self.keys, self.scripts, registration=settings.registration)
+
+    def publish_policy(self, worker: str) -> None:
+        """Tell producers the policy this worker runs with (they check releases against it)."""
+        data = {"policy": self.policy.as_dict(), "worker": worker, "published_at": time.time()}
+        self.client.set(self.keys.policy, json.dumps(data))
+
+    def published_policy(self) -> PublishedPolicy | None:
+        """The policy a worker of the fleet last published; None when none did (or it cannot be read)."""
+        raw = self.client.get(self.keys.policy)
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            known = {f.name for f in fields(Policy)}
+            # settings a newer worker knows and this producer does not are its own business
+            policy = Policy.from_dict({k: v for k, v in data["policy"].items() if k in known})
+            return PublishedPolicy(policy, str(data.get("worker", "?")), float(data.get("published_at", 0)))
+        except (ValueError, TypeError, KeyError, AttributeError, ConfigError):
+            return None
 
     def close(self) -> None:
         self.client.close()

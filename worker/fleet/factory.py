@@ -92,12 +92,16 @@ class FleetApp(Celery):
     # worker hooks (connected by create_app) ------------------------------------------------
 
     def on_worker_ready(self, hostname: str) -> None:
-        """Main process: clear a stale stopping marker and start the recovery sweep."""
+        """Main process: clear a stale stopping marker, publish the policy, start the recovery sweep."""
         fleet = self.fleet()
         try:
             fleet.client.delete(fleet.keys.worker_stopping(hostname))
         except Exception as exc:  # Redis may still be starting; the sweep retries on its own
             log.warning("cannot clear the stopping marker of %s: %s", hostname, exc)
+        try:
+            fleet.publish_policy(hostname)
+        except Exception as exc:  # producers fall back to their own policy; workers still enforce this one
+            log.warning("cannot publish %s's policy: %s", hostname, exc)
         settings = self.fleet_settings
         for warning in connection_warnings(settings.redis_url, settings.ssl_cert_reqs):
             log.warning("insecure: %s", warning)
