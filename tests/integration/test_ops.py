@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from modules import TICKER_WAT, ticker_params
-from wasmjob.fleet.procs import LocalRedis, LocalWorker
+from harness.procs import LocalRedis, LocalWorker
 
 PASSWORD = "p@ss:w/rd"
 
