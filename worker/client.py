@@ -145,12 +145,17 @@ class Client:
     def publishing_policy(self) -> tuple[Policy, str]:
         """The policy a release is checked against before upload: the one the fleet's workers
         published, else (with a note saying so) the one of this process's environment."""
-        published = self.fleet.published_policy()
-        if published is not None:
-            return published.policy, ""
+        try:
+            published = self.fleet.published_policy()
+        except PermissionDenied:  # a producer ACL user made before workers published their policy
+            why = f"these Redis credentials may not read {self.fleet.keys.policy} (`wasmjob acl` grants it)"
+        else:
+            if published is not None:
+                return published.policy, ""
+            why = "no worker has published the fleet's policy yet"
         return self.fleet.policy, (
-            "no worker has published the fleet's policy yet: checked against this environment's "
-            "(WASMJOB_* variables); workers still refuse what their policy does not allow"
+            f"{why}: checked against this environment's policy (WASMJOB_* variables); "
+            "workers still refuse what their policy does not allow"
         )
 
     def _worker_cache_dir(self) -> Path:

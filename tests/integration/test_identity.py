@@ -120,6 +120,7 @@ def test_a_producer_publishes_through_a_worker_that_enforces_ownership(acl_fleet
 
     ref = acl_fleet.producer.add_extension(ext_dir, key=owner)
     assert (ref.id, ref.version, ref.jobs) == (ext_id, "1.0.0", ("counter",))
+    assert acl_fleet.producer.publishing_policy()[1] == ""  # the producer user reads the workers' policy
     assert acl_fleet.admin.fleet.registry.owners(ext_id) == [owner.public]
 
     manifest["version"] = "9.9.9"

@@ -13,7 +13,7 @@ from ..keys import Keys
 from ..policy import Policy
 from ..records import Records
 from ..registry import Registry
-from ..store.redis import RedisStore, connect
+from ..store.redis import RedisStore, connect, translated
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,14 @@ class Fleet:
     def publish_policy(self, worker: str) -> None:
         """Tell producers the policy this worker runs with (they check releases against it)."""
         data = {"policy": self.policy.as_dict(), "worker": worker, "published_at": time.time()}
-        self.client.set(self.keys.policy, json.dumps(data))
+        with translated():
+            self.client.set(self.keys.policy, json.dumps(data))
 
     def published_policy(self) -> PublishedPolicy | None:
-        """The policy a worker of the fleet last published; None when none did (or it cannot be read)."""
-        raw = self.client.get(self.keys.policy)
+        """The policy a worker of the fleet last published; None when none did (or it cannot be read).
+        PermissionDenied when these credentials may not read it."""
+        with translated():
+            raw = self.client.get(self.keys.policy)
         if not raw:
             return None
         try:
