@@ -70,11 +70,15 @@ class ChaosRun:
         rng = random.Random(self.seed)
         fleet, client = self.fleet, self.fleet.client
         targets = [rng.randrange(60, 260) for _ in range(self.jobs)]
-        handles = [client.submit(self.ext, "tick", ticker_params(t, SPIN)) for t in targets]
+        plan = ["kill", "stop", "kill", "restart", "kill", "term", "kill"]
+        # jobs go out in waves, one before each disruption, so there is running work to disrupt
+        # however fast the machine is
+        waves = [targets[i::len(plan)] for i in range(len(plan))]
+        handles: list[Any] = []
         start = time.monotonic()
         end = start + deadline
-        plan = ["kill", "stop", "kill", "restart", "kill", "term", "kill"]
-        for action in plan:
+        for action, wave in zip(plan, waves):
+            handles += [client.submit(self.ext, "tick", ticker_params(t, SPIN)) for t in wave]
             victim = self._busy_worker(handles, end)
             if victim is None:
                 break
@@ -86,6 +90,7 @@ class ChaosRun:
                 statuses = [h.record().status for h in handles]
                 print(f"{time.monotonic() - start:.1f}s {action} {name} took {time.monotonic() - t0:.1f}s;",
                       {s: statuses.count(s) for s in set(statuses)}, flush=True)
+        targets = [t for wave in waves for t in wave][: len(handles)]
         records = [h.wait(max(5.0, end - time.monotonic())) for h in handles]
         for h, rec, target in zip(handles, records, targets):
             done = [e["event"] for e in h.events()].count("completed")
