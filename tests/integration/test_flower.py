@@ -112,7 +112,7 @@ def test_flower_names_jobs_links_slices_and_shows_each_outcome_as_its_celery_sta
     assert last["name"] == "ticker/tick" and str(rec.result[-1]) in last["result"]
 
     task, _, _ = wait_task(flower, failed.id, ("FAILURE",))
-    assert "trap: unreachable" in task["exception"]
+    assert "trap: unreachable" in task["exception"] and task["state"] == "FAILURE"
 
     # two long jobs, one for each worker: one paused, one terminated from Flower
     paused = fleet.client.submit("ticker", "tick", ticker_params(100_000, SPIN))

@@ -98,7 +98,10 @@ def conclude(summary: dict[str, Any], events: TaskEvents | None) -> dict[str, An
     if status == "completed":
         return summary
     if status == "failed":
-        raise JobFailed(summary.get("error") or "failed", job_id=summary["job_id"])
+        reason = summary.get("error") or "failed"
+        if events is not None:  # replace the last progress Flower shows (Celery's task-failed has none)
+            events.send("task-started", timestamp=events.started, result=f"failed: {reason}")
+        raise JobFailed(reason, job_id=summary["job_id"])
     if events is not None:
         if status == "cancelled":
             events.send("task-revoked", terminated=False, signum=None, expired=False, result=describe(summary))
