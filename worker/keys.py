@@ -47,6 +47,7 @@ Usage, key-value, fleet
   {p}:metrics                  hash    fleet-wide counters only a worker process knows (cache hits, compiles,
                                        compile seconds, refused writes, recoveries): fleet/metrics.py
   {p}:sweep:lock               string  held by the worker running the recovery sweep
+  {p}:replication:probe        string  written just before a WAIT for replicas (WASMJOB_CHECKPOINT_REPLICAS)
   {p}:worker:{name}:stopping   string  set while a worker shuts down: its jobs checkpoint and move
 
 Celery's (no prefix: the Redis result backend's own layout, written by the scripts that end a job)
@@ -176,6 +177,10 @@ class Keys:
     @property
     def metrics(self) -> str:
         return f"{self.prefix}:metrics"
+
+    @property
+    def replication_probe(self) -> str:
+        return f"{self.prefix}:replication:probe"
 
     @property
     def sweep_lock(self) -> str:

@@ -86,7 +86,7 @@ def test_jobs_complete_exactly_once_when_the_master_is_killed_and_sentinel_fails
         stop_fleet(fleet)
 
 
-def test_a_checkpoint_that_must_reach_a_replica_is_refused_when_none_has_it(redis_server) -> None:
+def test_a_checkpoint_or_claim_that_must_reach_a_replica_is_refused_when_none_has_it(redis_server) -> None:
     from wasmjob.errors import StoreUnavailable
     from wasmjob.keys import Keys
     from wasmjob.store.redis import RedisStore, connect
@@ -96,5 +96,7 @@ def test_a_checkpoint_that_must_reach_a_replica_is_refused_when_none_has_it(redi
         token = store.acquire("job", "w/1/a", ttl=5)
         with pytest.raises(StoreUnavailable, match="0 of 1 replica"):
             store.save_checkpoint("job", token, b"state")
+        assert not store.replicated()  # what a claim checks before its run starts
+        assert RedisStore(store.client, Keys("wait-for-replica")).replicated()  # none asked for
     finally:
         store.client.close()

@@ -150,10 +150,14 @@ class JobExecution:
         return claim
 
     def _claim_as(self, ext_id: str) -> Claim:
-        return self.fleet.records.claim(
+        claim = self.fleet.records.claim(
             self.job_id, ext_id, self.proc.owner(self.worker_name), self.settings.lease_ttl, self.msg.dispatch,
             wait_seconds(), self.proc.limits_noted.get(self._limits_key, ("", "")),
         )
+        if claim.outcome == "ok" and not self.fleet.store.replicated():
+            # the fencing token is on the master alone: a failover right now could issue it again
+            log.warning("job %s: its claim did not reach the replicas in time", self.job_id)
+        return claim
 
     @property
     def _limits_key(self) -> str:

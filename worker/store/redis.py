@@ -345,6 +345,22 @@ class RedisStore:
                 " it counts as not saved", job_id=job_id,
             )
 
+    def replicated(self) -> bool:
+        """Wait until ``replicas`` replicas have every write so far (True at once when none are asked for)."""
+        if not self.replicas:
+            return True
+        # WAIT covers the writes of its own connection: a write on that connection first, and Redis's
+        # one ordered replication stream makes it cover every earlier write of this process too
+        try:
+            with translated():
+                _, acked = send_pair(
+                    self.client, ("SET", self.keys.replication_probe, "1", "PX", 60_000),
+                    ("WAIT", self.replicas, self.replica_wait_ms),
+                )
+        except StoreUnavailable:
+            return False
+        return not isinstance(acked, Exception) and int(acked) >= self.replicas
+
     # key-value pairs of extensions ----------------------------------------------
 
     def kv_get(self, namespace: str, key: str) -> str | None:
