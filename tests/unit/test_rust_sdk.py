@@ -427,6 +427,7 @@ def test_the_sdk_mock_host_interrupts_refuses_and_serves_host_calls(rust_build_d
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in ("interrupt_at_n_pauses", "spacedrive_interrupt_convention", "refused_checkpoints", "kv_config_and_host_calls"):
         assert f"testing::tests::{name}" in proc.stdout, proc.stdout
+    assert "error::tests::question_mark_turns_serde_errors_into_serialization" in proc.stdout, proc.stdout
 
 
 def test_no_rust_toolchain_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

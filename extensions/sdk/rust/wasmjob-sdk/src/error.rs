@@ -6,12 +6,15 @@
 //! `Err(Error::OperationFailed("Interrupted".into()))` after a checkpoint means
 //! "interrupted" exactly like [`Error::Interrupted`].
 
+use std::any::Any;
 use std::fmt;
 
 /// Why a job function stopped early.
 ///
 /// `?` converts any standard error into [`Error::Failed`], so job code can use
-/// `?` on parsing, serde and I/O-like errors without mapping them. Every
+/// `?` on parsing and I/O-like errors without mapping them; a serde error
+/// (`serde_json::Error`, or rmp-serde's encode or decode error) becomes
+/// [`Error::Serialization`], the variant Spacedrive's SDK uses for them. Every
 /// variant has a stable [`Error::code`].
 pub enum Error {
     /// The host asked the job to stop ([`crate::JobContext::check`]); the
@@ -122,10 +125,17 @@ impl fmt::Debug for Error {
 }
 
 // Like anyhow, `Error` does not implement `std::error::Error` itself, so this
-// blanket conversion does not overlap with `From<Error> for Error`.
-impl<E: std::error::Error> From<E> for Error {
+// blanket conversion does not overlap with `From<Error> for Error`. A separate
+// `From<serde_json::Error>` would overlap with it, so serde errors are told
+// apart here by type (which is why `E` is `'static`, as anyhow asks too).
+impl<E: std::error::Error + 'static> From<E> for Error {
     fn from(err: E) -> Self {
-        Error::Failed(err.to_string())
+        let any: &dyn Any = &err;
+        if any.is::<serde_json::Error>() || any.is::<rmp_serde::encode::Error>() || any.is::<rmp_serde::decode::Error>() {
+            Error::Serialization(err.to_string())
+        } else {
+            Error::Failed(err.to_string())
+        }
     }
 }
 
@@ -148,6 +158,27 @@ mod tests {
         assert!(Error::Other("interrupted ".into()).is_interrupted());
         assert!(!Error::OperationFailed("disk full".into()).is_interrupted());
         assert!(!Error::msg("Interrupted while reading").is_interrupted());
+    }
+
+    fn decode(text: &str) -> super::Result<Vec<u32>> {
+        Ok(serde_json::from_str(text)?) // as ported Spacedrive code writes it
+    }
+
+    fn parse(text: &str) -> super::Result<u32> {
+        Ok(text.parse::<u32>()?)
+    }
+
+    #[test]
+    fn question_mark_turns_serde_errors_into_serialization_and_others_into_failed() {
+        let err = decode("[1, \"two\"]").unwrap_err();
+        assert!(matches!(err, Error::Serialization(_)), "{:?}", err);
+        assert_eq!(err.code(), "serialization");
+        assert!(err.to_string().starts_with("Serialization error: invalid type"), "{}", err);
+        let packed: std::result::Result<u32, _> = rmp_serde::from_slice(&[0xc1]);
+        assert!(matches!(Error::from(packed.unwrap_err()), Error::Serialization(_)));
+        let json: serde_json::Error = serde_json::from_str::<u32>("x").unwrap_err();
+        assert_eq!(Error::from(json).code(), "serialization");
+        assert!(matches!(parse("x").unwrap_err(), Error::Failed(_)));
     }
 
     #[test]
