@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,23 @@ class FleetUnderTest:
         return self.client.add_extension(
             modules.write_extension(self.tmp / "ext" / f"{ext_id}-{version}", ext_id, wat, version, **rate_limits)
         )
+
+    @contextmanager
+    def lax_publisher(self, **policy: Any) -> Iterator[None]:
+        """The client checks releases against its own policy with ``policy`` changed, as a producer
+        does before any worker published the fleet's policy; both are restored afterwards."""
+        from dataclasses import replace
+
+        fleet = self.client.fleet
+        published = fleet.client.get(fleet.keys.policy)
+        assert published, "the workers published no policy"
+        own, fleet.policy = fleet.policy, replace(fleet.policy, **policy)
+        fleet.client.delete(fleet.keys.policy)
+        try:
+            yield
+        finally:
+            fleet.policy = own
+            fleet.client.set(fleet.keys.policy, published)
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{w.log_since_start()[-3000:]}" for n, w in self.workers.items())

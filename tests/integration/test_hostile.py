@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -166,13 +165,10 @@ def test_every_bomb_is_stopped_with_its_reason_and_the_workers_take_the_next_job
 @pytest.mark.timeout(60)
 def test_a_log_flood_is_capped_at_the_policy_even_when_the_manifest_asks_for_a_terabyte(fleet: Any) -> None:
     client_fleet = fleet.client.fleet
-    strict, client_fleet.policy = client_fleet.policy, replace(client_fleet.policy, max_log_bytes=2**40)
-    try:  # registered by a publisher with a lax policy; the workers' policy still caps it
+    with fleet.lax_publisher(max_log_bytes=2**40):  # registered by a publisher with a lax policy; the workers' caps it
         fleet.client.add_module(
             wasm(LOG_FLOOD), _manifest("hostile-logs", wasmjob={"limits": {"max_log_bytes": 10**12}})
         )
-    finally:
-        client_fleet.policy = strict
     started = time.monotonic()
     job = fleet.client.submit("hostile-logs", "tick")
     rec = job.wait(60)

@@ -163,19 +163,10 @@ def test_a_manifest_that_asks_for_more_than_policy_is_refused_at_add(fleet: Any)
 
 @pytest.mark.timeout(60)
 def test_a_compile_bomb_fails_its_jobs_once_and_every_worker_remembers_it(fleet: Any, ticker: Any) -> None:
-    from dataclasses import replace
-
     bomb = wasm(unique(TICKER_WAT, "bomb").rstrip().removesuffix(")") + "(func)" * (MAX_FUNCTIONS + 100) + ")")
     client_fleet = fleet.client.fleet
-    published = client_fleet.client.get(client_fleet.keys.policy)
-    assert published, "the workers published no policy"
-    lenient, client_fleet.policy = client_fleet.policy, replace(client_fleet.policy, max_functions=10**6)
-    client_fleet.client.delete(client_fleet.keys.policy)  # as before any worker published the fleet's policy
-    try:  # a publisher whose own policy is lax: the workers still hold the line
+    with fleet.lax_publisher(max_functions=10**6):  # a publisher's lax policy: the workers still hold the line
         fleet.client.add_module(bomb, _manifest("compilebomb"))
-    finally:
-        client_fleet.policy = lenient
-        client_fleet.client.set(client_fleet.keys.policy, published)
     started = time.monotonic()
     first = fleet.client.submit("compilebomb", "tick", ticker_params(5)).wait(30)
     second = fleet.client.submit("compilebomb", "tick", ticker_params(5)).wait(30)
