@@ -21,6 +21,7 @@ import redis
 from .errors import ConfigError, NotFound
 from .keys import Keys
 from .store import contracts as c
+from .store.base import Fence, owner_of
 from .store.redis import Scripts, as_bytes, as_text, translated
 
 STATUSES = ("queued", "running", "paused", "cancelled", "completed", "failed")
@@ -135,8 +136,8 @@ class JobRecord:
 
 @dataclass(frozen=True)
 class Claim:
-    """What ``claim`` decided: ``ok`` (with the lease token, the record and the last
-    checkpoint), ``skip``, ``held``, ``wait``, or ``ext`` (the job belongs to another
+    """What ``claim`` decided: ``ok`` (with the lease's :class:`Fence` (token and owner), the record
+    and the last checkpoint), ``skip``, ``held``, ``wait``, or ``ext`` (the job belongs to another
     extension id, named in ``detail``: claim again with it)."""
 
     outcome: Literal["ok", "skip", "held", "wait", "ext"]
@@ -417,7 +418,7 @@ class Records:
             record = JobRecord.from_hash(dict(zip(flat[::2], flat[1::2])))
             state = as_bytes(reply[5]) if len(reply) > 5 and reply[5] is not None else None
             return Claim(
-                "ok", token=int(reply[1]), checkpoints=int(reply[2]), attempts=int(reply[3]), record=record, state=state
+                "ok", token=Fence(int(reply[1]), owner), checkpoints=int(reply[2]), attempts=int(reply[3]), record=record, state=state
             )
         return Claim(what, detail=as_text(reply[1]) if len(reply) > 1 else "")  # type: ignore[arg-type]
 
@@ -468,6 +469,7 @@ class Records:
             usage=k.usage(ext_id, tenant), usage_index=k.usage_index, **self._retired_keys(job_id),
             celery_result=self.result_key(task_id or job_id),
             token=token,
+            owner=owner_of(token),
             kind=kind,
             result="" if result is None else to_json(result),
             inline_result_bytes=self.result_inline_bytes,

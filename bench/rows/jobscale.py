@@ -25,6 +25,7 @@ from wasmjob.client import Client
 from wasmjob.fleet.dispatch import Dispatcher
 from wasmjob.fleet.recovery import Sweeper
 from wasmjob.store import contracts as c
+from wasmjob.store.base import Fence
 from wasmjob.store.redis import LOG_LINES_KEPT, STAGING_TTL_MS, WARNINGS_KEPT
 
 from .. import wasm as modules
@@ -38,6 +39,7 @@ TENANTS = [str(uuid.UUID(int=i + 1)) for i in range(10)]
 LIVE_QUEUED, LIVE_RUNNING = 100, 20
 EXT = "scale"
 CHUNK = 500  # jobs per pipeline while seeding
+SEED_OWNER = "bench/1/seed"  # the lease owner of every seeded run (writes are fenced by token and owner)
 RETENTION = 3  # seconds the real-worker jobs of row 8i are kept
 
 
@@ -76,7 +78,7 @@ class Seeder:
         ))  # fmt: skip
 
     def _claim(self, pipe: Any, job_id: str, ttl: float) -> None:
-        self._send(pipe, self.records.claim_call(job_id, EXT, "bench/1/seed", ttl, 1, 1.0))
+        self._send(pipe, self.records.claim_call(job_id, EXT, SEED_OWNER, ttl, 1, 1.0))
 
     def _checkpoint(self, pipe: Any, job_id: str) -> None:
         """What a worker's checkpoint with progress and one log line writes (RedisStore._write's call)."""
@@ -86,7 +88,7 @@ class Seeder:
         line = '{"ts":1.0,"level":1,"msg":"counted 1000 of 1000"}'
         self._send(pipe, c.Checkpoint(
             job=k.job(job_id), lease=k.lease(job_id), state=k.state(job_id), logs_key=k.logs(job_id),
-            warnings_key=k.warnings(job_id), staging=staging, token=1, mode="state",
+            warnings_key=k.warnings(job_id), staging=staging, token=1, owner=SEED_OWNER, mode="state",
             max_state_bytes=self.fleet.store.max_checkpoint_bytes, progress="1.0", has_message=True,
             message="counted 1000 of 1000", items_delta=1000, bytes_delta=0, logs_kept=LOG_LINES_KEPT,
             warnings_kept=WARNINGS_KEPT, logs=[line], warnings=[],
@@ -94,7 +96,7 @@ class Seeder:
 
     def _finish(self, pipe: Any, job_id: str, tenant: str) -> None:
         self._send(pipe, self.records.finish_call(
-            job_id, ext_id=EXT, tenant=tenant, token=1, kind="completed", result={"count": 1000, "target": 1000},
+            job_id, ext_id=EXT, tenant=tenant, token=Fence(1, SEED_OWNER), kind="completed", result={"count": 1000, "target": 1000},
             wall_seconds=0.002, cpu_seconds=0.001, peak_memory=65536,
         ))  # fmt: skip
 

@@ -254,3 +254,30 @@ def test_usage_accumulates_per_extension_and_tenant(redis_fleet) -> None:
     row = next(r for r in records.usage() if r.extension == ext)
     assert (row.runs, row.fuel, row.completed, row.abandoned) == (3, 205, 2, 1)
     assert row.wall_seconds == pytest.approx(0.6)
+
+
+def test_a_run_whose_token_number_a_failover_issued_again_cannot_write(redis_fleet) -> None:
+    """A claim the old master never replicated is lost with it: the new master issues the same token
+    number to another run. The scripts compare the whole lease value, so the older run is refused."""
+    records, store, client, keys = redis_fleet.records, redis_fleet.store, redis_fleet.client, redis_fleet.keys
+    job = make_job(records)
+    old = claim(records, job, owner="w1/7/aaaa").token
+    store.save_checkpoint(job, old, b"old run, before the failover")
+    # the new master never saw the claim: the fence counter is back, the job queued, no lease
+    client.hset(keys.job(job), mapping={"fence": int(old) - 1, "status": "queued"})
+    client.delete(keys.lease(job))
+    client.srem(keys.active, job)
+    new = claim(records, job, owner="w2/9/bbbb").token
+    assert int(new) == int(old), "the forged failover did not issue the same token number again"
+    with pytest.raises(LeaseLost):
+        store.save_checkpoint(job, old, b"stale")
+    with pytest.raises(LeaseLost):
+        finish(records, job, old, result={"by": "old"})
+    assert not store.renew(job, old, 5)
+    store.release(job, old)  # a no-op for a run that does not hold the lease
+    assert records.get(job).refused_writes == 2
+    assert store.lease_holder(job) == (int(new), "w2/9/bbbb")
+    store.save_checkpoint(job, new, b"new run")
+    assert finish(records, job, new, result={"by": "new"}).status == "completed"
+    assert (store.load_checkpoint(job), records.get(job).result) == (b"new run", {"by": "new"})
+    assert [e["event"] for e in records.events(job)].count("completed") == 1

@@ -152,7 +152,7 @@ def test_a_script_called_by_position_fails_loudly_instead_of_misreading_its_argu
     release = store.scripts._scripts["release"]
     with pytest.raises(StoreUnavailable, match="CONTRACT"):
         with translated(job):
-            release(keys=[store.keys.lease(job)], args=[token, job])  # the old positional ARGV
+            release(keys=[store.keys.lease(job)], args=[int(token), job])  # the old positional ARGV
     with pytest.raises(StoreUnavailable, match="CONTRACT"):
         with translated(job):
             release(keys=[store.keys.lease(job), "extra", "more"], args=[b"\x80"])

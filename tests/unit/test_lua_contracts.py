@@ -43,11 +43,11 @@ def test_the_script_reads_every_argument_of_its_contract_and_no_other(contract: 
 
 
 def test_a_call_encodes_its_keys_in_order_and_its_arguments_as_one_named_map() -> None:
-    call = c.Release(lease="L", ext_running="R", token=7, job_id="j")
+    call = c.Release(lease="L", ext_running="R", token=7, owner="w", job_id="j")
     keys, argv = call.encoded()
     assert keys == ["L", "R"]
-    assert msgpack.unpackb(argv) == {"token": 7, "job_id": "j"}
-    keys, _ = c.Release(lease="L", ext_running=None, token=7, job_id="j").encoded()
+    assert msgpack.unpackb(argv) == {"token": 7, "owner": "w", "job_id": "j"}
+    keys, _ = c.Release(lease="L", ext_running=None, token=7, owner="w", job_id="j").encoded()
     assert keys == ["L"]  # an optional last key is left out, and the script sees it as nil
 
 

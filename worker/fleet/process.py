@@ -74,8 +74,9 @@ class WorkerProcess:
         })
 
     def owner(self, worker_name: str) -> str:
-        """A lease owner for one run: worker name, pid and a nonce."""
-        return f"{worker_name}/{self.pid}/{secrets.token_hex(3)}"
+        """A lease owner for one run: worker name, pid and a nonce (64 bits: the scripts fence by token
+        and owner, so a token number a failover issued again still belongs to one run only)."""
+        return f"{worker_name}/{self.pid}/{secrets.token_hex(8)}"
 
     def parent_alive(self) -> bool:
         """False once this process was orphaned (its worker's main process died)."""

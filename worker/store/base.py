@@ -11,6 +11,30 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
+class Fence(int):
+    """A lease's fencing token (an int) that also names the run holding it (``owner``, unique per run).
+
+    Stores that can lose a token (a Redis failover may issue the same number again to another
+    run) fence by both: a write carrying this token number but another owner is refused.
+    Hand ``int(fence)`` to a raw Redis command (hiredis packs exact ints only).
+    """
+
+    owner: str
+
+    def __new__(cls, token: int, owner: str) -> Fence:
+        made = super().__new__(cls, token)
+        made.owner = owner
+        return made
+
+    def __getnewargs__(self) -> tuple[int, str]:  # type: ignore[override]
+        return int(self), self.owner
+
+
+def owner_of(token: int) -> str:
+    """The run a token was issued to ('' for a bare int: no lease value ever matches it)."""
+    return getattr(token, "owner", "")
+
+
 @dataclass
 class LogLine:
     """One line a job logged: unix time, level (0 debug .. 3 error) and text."""

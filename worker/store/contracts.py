@@ -100,6 +100,7 @@ class Renew(Contract):
     lease: Key
     ext_running: Key | None
     token: int
+    owner: str  # the lease must be exactly "<token>|<owner>": a token number issued again is not enough
     ttl_ms: int
     job_id: str
 
@@ -109,6 +110,7 @@ class Release(Contract):
     lease: Key
     ext_running: Key | None
     token: int
+    owner: str
     job_id: str
 
 
@@ -124,6 +126,7 @@ class Checkpoint(Contract):
     warnings_key: Key
     staging: Key
     token: int
+    owner: str  # the run's lease owner: the script compares the whole lease value
     mode: str  # 'state' (commit the staged bytes) or 'progress'
     max_state_bytes: int
     progress: str  # repr of a float, '' = unchanged
@@ -193,6 +196,7 @@ class Finish(Contract):
     snapshot_b: Key
     celery_result: Key | None  # Celery's result key of the submitter's task id; None: results live elsewhere
     token: int
+    owner: str  # the run's lease owner: the script compares the whole lease value
     kind: str  # 'completed' | 'failed' | 'interrupted' | 'retry'
     result: str  # JSON, '' when there is none
     inline_result_bytes: int  # a longer result goes to result_key instead of the record

@@ -2,8 +2,9 @@
 
 The Lua scripts live beside this module (``lua/*.lua``, with ``_lib.lua``
 prepended to each); what each takes, by name, is its dataclass in ``contracts.py``. A lease is a key ``"<token>|<owner>"`` with a TTL; a write
-is accepted only while its token is the one in that key, so a worker that was
-stopped past its TTL can never overwrite a newer checkpoint or finish a job twice.
+is accepted only while that key holds exactly its run's token and owner (a :class:`Fence`),
+so a worker that was stopped past its TTL can never overwrite a newer checkpoint or finish a
+job twice, even when a failover issued its token number again to another run.
 Redis errors become :class:`StoreUnavailable` / :class:`LeaseLost` here, at the edge.
 """
 
@@ -34,7 +35,7 @@ from ..errors import (
 )
 from ..keys import Keys
 from . import contracts as c
-from .base import ProgressUpdate
+from .base import Fence, ProgressUpdate, owner_of
 
 LUA_DIR = Path(__file__).with_name("lua")
 SCRIPT_NAMES = tuple(contract.SCRIPT for contract in c.CONTRACTS)
@@ -230,23 +231,24 @@ class RedisStore:
 
     # leases -------------------------------------------------------------------
 
-    def acquire(self, job_id: str, owner: str, ttl: float) -> int:
+    def acquire(self, job_id: str, owner: str, ttl: float) -> Fence:
         k = self.keys
         call = c.Acquire(job=k.job(job_id), lease=k.lease(job_id), owner=owner, ttl_ms=_ms(ttl))
-        return int(self.scripts(call, job_id=job_id))
+        return Fence(int(self.scripts(call, job_id=job_id)), owner)
 
     def renew(self, job_id: str, token: int, ttl: float, *, ext_id: str | None = None) -> bool:
         k = self.keys
         call = c.Renew(
             lease=k.lease(job_id), ext_running=k.ext_running(ext_id) if ext_id else None,
-            token=token, ttl_ms=_ms(ttl), job_id=job_id,
+            token=token, owner=owner_of(token), ttl_ms=_ms(ttl), job_id=job_id,
         )
         return bool(self.scripts(call, job_id=job_id))
 
     def release(self, job_id: str, token: int, *, ext_id: str | None = None) -> None:
         k = self.keys
         call = c.Release(
-            lease=k.lease(job_id), ext_running=k.ext_running(ext_id) if ext_id else None, token=token, job_id=job_id
+            lease=k.lease(job_id), ext_running=k.ext_running(ext_id) if ext_id else None, token=token,
+            owner=owner_of(token), job_id=job_id,
         )
         self.scripts(call, job_id=job_id)
 
@@ -304,6 +306,7 @@ class RedisStore:
             job=k.job(job_id), lease=k.lease(job_id), state=target or k.state(job_id), logs_key=k.logs(job_id),
             warnings_key=k.warnings(job_id), staging=staging,
             token=token,
+            owner=owner_of(token),
             mode=mode,
             max_state_bytes=self.max_checkpoint_bytes,
             progress="" if update.progress is None else repr(float(update.progress)),

@@ -32,10 +32,11 @@ local function lease_of(lease_key)
   return tonumber(tok), owner
 end
 
--- True when `token` holds the job's lease right now; counts refused writes otherwise.
-local function holds(job_key, lease_key, token)
-  local tok = lease_of(lease_key)
-  if tok ~= nil and tok == tonumber(token) then return true end
+-- True when the run (`token` and `owner`) holds the job's lease right now; counts refused writes
+-- otherwise. The whole value is compared: a token number issued again to another run (a claim
+-- lost in a failover) does not let an older run write.
+local function holds(job_key, lease_key, token, owner)
+  if redis.call('GET', lease_key) == token .. '|' .. owner then return true end
   if redis.call('EXISTS', job_key) == 1 then
     redis.call('HINCRBY', job_key, 'refused_writes', 1)
   end

@@ -8,7 +8,7 @@ local K = named_keys('job', 'lease', 'state', 'logs_key', 'warnings_key', 'stagi
 local A = args()
 local job, token = K.job, A.token
 local staged = A.mode == 'state'
-if not holds(job, K.lease, token) then
+if not holds(job, K.lease, token, A.owner) then
   if staged then redis.call('DEL', K.staging) end
   return lease_lost(token)
 end

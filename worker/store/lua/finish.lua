@@ -9,7 +9,7 @@ local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'ext_wai
   'usage_index', 'state', 'logs_key', 'warnings_key', 'result_key', 'expiring', 'snapshot_a', 'snapshot_b', 'celery_result')
 local A = args()
 local job, token, kind, job_id = K.job, A.token, A.kind, A.job_id
-if not holds(job, K.lease, token) then return lease_lost(token) end
+if not holds(job, K.lease, token, A.owner) then return lease_lost(token) end
 local f = redis.call('HMGET', job, 'status', 'worker', 'peak_memory', 'control', 'checkpoints', 'ckpt_at_claim',
   'stalls', 'dispatch', 'wall_seconds', 'cpu_seconds', 'retain_ms', 'task_id')
 if f[1] ~= 'running' then return lease_lost(token) end
