@@ -20,7 +20,7 @@ from wasmtime import component as wc
 from .. import wasmtime_internals as internals
 from ..abi import LogLevel
 from ..errors import HostAbort
-from ..host import MAX_CALL_PAYLOAD, MAX_LINE, MAX_MESSAGE, MAX_NAME, MAX_WARNING, HostState, current
+from ..host import MAX_LINE, MAX_MESSAGE, MAX_NAME, MAX_WARNING, HostState, current
 from ..job import DEFAULT_LIBRARY_ID
 from .format import HOST_INTERFACE
 from .raw import list_bytes, set_u32
@@ -75,11 +75,7 @@ def _add_warning(host: HostState, message: str) -> None:
 
 def _call(host: HostState, method: str, library: str, payload: str) -> wc.Variant:
     method = clip(method, MAX_NAME)
-    raw = payload.encode()
-    if len(raw) > MAX_CALL_PAYLOAD:
-        host._host_error(f"call {method}: payload over {MAX_CALL_PAYLOAD} bytes")
-        return wc.Variant("err", f"payload over {MAX_CALL_PAYLOAD} bytes")
-    body = host.call(method, library or DEFAULT_LIBRARY_ID, raw)
+    body = host.call(method, library or DEFAULT_LIBRARY_ID, payload.encode())  # refuses oversized payloads
     if body is None:
         return wc.Variant("err", host.host_error or host.store_error or f"call {method} failed")
     return wc.Variant("ok", body.decode())
