@@ -216,7 +216,8 @@ def test_a_component_is_held_to_the_size_ceiling_only() -> None:
     component = b"\0asm\x0d\0\x01\0" + b"\0" * 100
     assert Policy().check_module(component).size == 108
     with pytest.raises(ModuleError, match="at most 50 bytes"):
-        Policy(max_module_bytes=50).check_module(component)
+        Policy(max_component_bytes=50).check_module(component)
+    assert Policy(max_module_bytes=50).check_module(component).size == 108  # components have their own ceiling
 
 
 # the CLI's edges ---------------------------------------------------------------------
