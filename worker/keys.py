@@ -22,6 +22,8 @@ Jobs
                                        sweep prunes them from {p}:jobs once that time passed
   {p}:active                   set     ids of jobs whose status is ``running`` (the recovery sweep scans it)
   {p}:outbox                   zset    job ids whose next message is due, scored by due time (ms)
+  {p}:queued                   zset    ids of queued jobs, scored by when they were queued (ms), or last looked
+                                       at by the sweep, which re-sends one whose message is provably gone
 
 Extensions
   {p}:ext:ids                  set     every extension id ever registered
@@ -113,6 +115,10 @@ class Keys:
     @property
     def outbox(self) -> str:
         return f"{self.prefix}:outbox"
+
+    @property
+    def queued(self) -> str:
+        return f"{self.prefix}:queued"
 
     # extensions -------------------------------------------------------------
 

@@ -299,7 +299,7 @@ class Records:
             fields["retain_ms"] = int(retention * 1000)  # the finish script's retention for this job
         k = self.keys
         return c.Create(
-            job=k.job(job_id), jobs=k.jobs, outbox=k.outbox, events=k.events(job_id),
+            job=k.job(job_id), jobs=k.jobs, outbox=k.outbox, queued=k.queued, events=k.events(job_id),
             job_id=job_id, dispatch=dispatch, enqueue=enqueue, grace_ms=self.grace_ms,
             fields=[item for pair in fields.items() for item in pair],
         )
@@ -428,7 +428,7 @@ class Records:
     ) -> c.Claim:
         k = self.keys
         return c.Claim(
-            job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
+            job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox, queued=k.queued,
             ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
             state=k.state(job_id),
             owner=owner, ttl_ms=int(ttl * 1000), dispatch=dispatch, ext_id=ext_id, wait_ms=int(wait * 1000),
@@ -464,7 +464,7 @@ class Records:
         """The finish script's call; ``task_id`` is the record's submitter task id (the job id when empty)."""
         k = self.keys
         return c.Finish(
-            job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
+            job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox, queued=k.queued,
             ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
             usage=k.usage(ext_id, tenant), usage_index=k.usage_index, **self._retired_keys(job_id),
             celery_result=self.result_key(task_id or job_id),
@@ -524,6 +524,7 @@ class Records:
                         pipe.hset(key, mapping={"status": "failed", "error": reason, "finished_at": now, "updated_at": now})
                         pipe.hdel(key, "paused_at")
                         pipe.zrem(k.outbox, job_id)
+                        pipe.zrem(k.queued, job_id)
                         pipe.rpush(k.events(job_id), json.dumps({"ts": now / 1000, "event": "failed", "error": reason}))
                         pipe.ltrim(k.events(job_id), -200, -1)
                         self._retire(pipe, job_id, now, int(retain) if retain.isdigit() else None)
@@ -538,7 +539,7 @@ class Records:
         k = self.keys
         ext_id, task_id = self._ids_of(job_id)
         call = c.Recover(
-            job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox,
+            job=k.job(job_id), lease=k.lease(job_id), active=k.active, outbox=k.outbox, queued=k.queued,
             ext_running=k.ext_running(ext_id), ext_waiting=k.ext_waiting(ext_id), events=k.events(job_id),
             **self._retired_keys(job_id), celery_result=self.result_key(task_id), max_stalls=self.max_stalls, job_id=job_id, grace_ms=self.grace_ms,
             retain_ms=self.retain_ms, max_retain_ms=self.max_retain_ms, result_expires_ms=self.result_expires_ms,
@@ -548,15 +549,54 @@ class Records:
             return None
         return Finished(as_text(reply[0]), int(reply[1]), as_text(reply[2]) or None)
 
-    def redispatch(self, job_id: str, dispatch: int) -> int:
-        """Queue a job again whose message ``dispatch`` was taken and never claimed; the new
-        dispatch, or 0 when the job is no longer queued at ``dispatch``."""
+    def redispatch(self, job_id: str, dispatch: int, why: str = "was taken by a worker that never started it") -> int:
+        """Queue a job again whose message ``dispatch`` will not arrive (``why``: taken and never
+        claimed, or gone from the broker); the new dispatch, or 0 when the job is no longer queued
+        at ``dispatch``."""
         k = self.keys
         call = c.Redispatch(
-            job=k.job(job_id), outbox=k.outbox, events=k.events(job_id), job_id=job_id, dispatch=dispatch,
-            grace_ms=self.grace_ms,
+            job=k.job(job_id), outbox=k.outbox, queued=k.queued, events=k.events(job_id), job_id=job_id, dispatch=dispatch,
+            grace_ms=self.grace_ms, why=why,
         )
         return int(self.scripts(call, job_id=job_id) or 0)
+
+    def queued_unseen(self, seconds: float, limit: int) -> list[str]:
+        """Up to ``limit`` queued jobs, oldest first, that were queued (or last looked at by
+        :meth:`seen_queued`) more than ``seconds`` ago: O(log n + limit), never a scan."""
+        with translated():
+            secs, micros = self.client.time()  # Redis's clock, the one the scripts score by
+            ceiling = secs * 1000 + micros // 1000 - int(seconds * 1000)
+            ids = self.client.zrangebyscore(self.keys.queued, "-inf", ceiling, start=0, num=limit)
+        return [as_text(i) for i in ids]
+
+    def queued_states(self, job_ids: list[str]) -> list[tuple[str, int, str, bool]]:
+        """(status, dispatch, queue, whether an outbox entry will send it) of each job, in one round trip."""
+        k = self.keys
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hmget(k.job(job_id), "status", "dispatch", "queue")
+                pipe.zscore(k.outbox, job_id)
+            rows = pipe.execute()
+        return [
+            (as_text(status or b""), int(dispatch) if dispatch is not None else -1, as_text(queue or b""), due is not None)
+            for (status, dispatch, queue), due in zip(rows[::2], rows[1::2])
+        ]
+
+    def seen_queued(self, checked: list[str], gone: list[str]) -> None:
+        """The sweep looked at ``checked`` (their message may still come: look again later, after
+        the others) and found ``gone`` no longer queued (drop them from the index)."""
+        if not checked and not gone:
+            return
+        with translated():
+            secs, micros = self.client.time()
+            now = secs * 1000 + micros // 1000
+            pipe = self.client.pipeline(transaction=False)
+            if checked:
+                pipe.zadd(self.keys.queued, dict.fromkeys(checked, now), xx=True)
+            if gone:
+                pipe.zrem(self.keys.queued, *gone)
+            pipe.execute()
 
     def dispatch_states(self, job_ids: list[str]) -> list[tuple[str, int]]:
         """(status, dispatch) of each job in one round trip; ("", -1) for a job without a record."""
@@ -572,7 +612,7 @@ class Records:
         k = self.keys
         ext_id, task_id = self._ids_of(job_id)
         call = c.Control(
-            job=k.job(job_id), outbox=k.outbox, events=k.events(job_id), ext_waiting=k.ext_waiting(ext_id),
+            job=k.job(job_id), outbox=k.outbox, queued=k.queued, events=k.events(job_id), ext_waiting=k.ext_waiting(ext_id),
             **self._retired_keys(job_id), celery_result=self.result_key(task_id),
             action=action, job_id=job_id, grace_ms=self.grace_ms, retain_ms=self.retain_ms,
             max_retain_ms=self.max_retain_ms, result_expires_ms=self.result_expires_ms,

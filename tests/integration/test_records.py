@@ -233,6 +233,8 @@ def test_a_lost_run_frees_its_slot_and_wakes_the_longest_waiter(redis_fleet) -> 
 def test_redispatch_moves_only_a_job_still_queued_at_that_dispatch(redis_fleet) -> None:
     records = redis_fleet.records
     job = make_job(records)
+    assert records.redispatch(job, 1) == 0  # its outbox entry sends it: nothing is lost
+    records.outbox_ack(job, 1)  # sent
     assert records.redispatch(job, 0) == 0  # an older dispatch: nothing to do
     assert records.redispatch(job, 1) == 2
     assert records.redispatch(job, 1) == 0  # done already
@@ -281,3 +283,30 @@ def test_a_run_whose_token_number_a_failover_issued_again_cannot_write(redis_fle
     assert finish(records, job, new, result={"by": "new"}).status == "completed"
     assert (store.load_checkpoint(job), records.get(job).result) == (b"new run", {"by": "new"})
     assert [e["event"] for e in records.events(job)].count("completed") == 1
+
+
+def test_the_queued_index_holds_exactly_the_queued_jobs_through_every_script(redis_fleet) -> None:
+    """The sweep's lost-message check reads only this index: every script that makes a job queued
+    adds it, every one that moves it on removes it."""
+    records, client, keys = redis_fleet.records, redis_fleet.client, redis_fleet.keys
+
+    def indexed(job: str) -> bool:
+        return client.zscore(keys.queued, job) is not None
+
+    job = make_job(records)
+    assert indexed(job)
+    token = claim(records, job).token
+    assert not indexed(job)
+    assert finish(records, job, token, kind="interrupted", detail="slice").status == "queued"
+    assert indexed(job)
+    assert records.control(job, "pause")[0] == "paused" and not indexed(job)
+    assert records.control(job, "resume")[0] == "queued" and indexed(job)
+    token = claim(records, job, dispatch=3, ttl=0.05).token
+    assert not indexed(job)
+    time.sleep(0.1)  # the lease expires
+    assert records.recover(job).status == "queued" and indexed(job)
+    assert records.control(job, "cancel")[0] == "cancelled" and not indexed(job)
+    other = make_job(records)
+    records.reject(other, "bad message")
+    assert not indexed(other)
+    assert job not in records.queued_unseen(0, 1000) and other not in records.queued_unseen(0, 1000)

@@ -9,6 +9,9 @@ taken more than a grace period ago whose job is still queued at that dispatch wa
 taken by a worker that is gone (or frozen, or restarted its connection); the job is
 dispatched again with a higher dispatch number, so the parked message is stale.
 
+The sweep also reads queue lengths here (:meth:`UnackedDeliveries.waiting`): a queued job
+whose message is neither in a queue nor taken is gone from the broker (see ``recovery.py``).
+
 Only messages still unacknowledged are read, so the cost follows the work in flight
 (with late acks: running jobs and messages in transit), not the number of jobs; each
 message is decoded once. Late acks stay on for this reason: a message acked on receipt
@@ -30,6 +33,7 @@ from kombu.serialization import loads
 
 from ..store.redis import as_text, translated
 from .messages import TASK_NAME
+from .metrics import PRIORITY_LISTS
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +49,16 @@ class Delivery:
 
 
 class UnackedDeliveries:
-    """Reads kombu's unacked hash and index on the broker's Redis; takes the client and both key names."""
+    """Reads kombu's unacked hash and index, and queue lengths, on the broker's Redis; takes the
+    client, both key names and the transport's key prefix."""
 
-    def __init__(self, client: redis.Redis, *, hash_key: str = "unacked", index_key: str = "unacked_index") -> None:
+    def __init__(
+        self, client: redis.Redis, *, hash_key: str = "unacked", index_key: str = "unacked_index", key_prefix: str = ""
+    ) -> None:
         self.client = client
         self.hash_key = hash_key
         self.index_key = index_key
+        self.key_prefix = key_prefix  # the transport's global_keyprefix, which queue lists carry too
         # tag -> parsed delivery (None: not a wasmjob.run message); parsed once, dropped once acked
         self._parsed: dict[str, Delivery | None] = {}
 
@@ -62,11 +70,12 @@ class UnackedDeliveries:
             client,
             hash_key=prefix + options.get("unacked_key", "unacked"),
             index_key=prefix + options.get("unacked_index_key", "unacked_index"),
+            key_prefix=prefix,
         )
 
-    def older_than(self, seconds: float) -> list[Delivery]:
-        """``wasmjob.run`` messages taken more than ``seconds`` ago and not acknowledged yet."""
-        ceiling = time.time() - seconds
+    def older_than(self, seconds: float | None) -> list[Delivery]:
+        """``wasmjob.run`` messages taken more than ``seconds`` ago (None: any time) and not acknowledged yet."""
+        ceiling: float | str = "+inf" if seconds is None else time.time() - seconds
         with translated():
             rows: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
                 self.index_key, "-inf", ceiling, withscores=True
@@ -81,6 +90,20 @@ class UnackedDeliveries:
         for tag in [t for t in self._parsed if t not in live]:
             del self._parsed[tag]
         return [d for d in (self._parsed[t] for t in tags) if d is not None]
+
+    def waiting(self, queues: list[str]) -> dict[str, int]:
+        """Messages waiting in each queue, all priorities (kombu's Redis transport keeps a list per
+        priority step): one pipelined LLEN per list."""
+        if not queues:
+            return {}
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for queue in queues:
+                for suffix in PRIORITY_LISTS:
+                    pipe.llen(self.key_prefix + queue + suffix)
+            lengths = pipe.execute()
+        steps = len(PRIORITY_LISTS)
+        return {queue: sum(lengths[i * steps:(i + 1) * steps]) for i, queue in enumerate(queues)}
 
     def forget(self, tags: list[str]) -> None:
         """Drop parked messages that can only be stale now (their job moved to a later dispatch)."""

@@ -28,6 +28,8 @@ from .revoke import install as install_revoke
 from .task import EXPECTED_ERRORS, run
 
 log = logging.getLogger(__name__)
+# a queued job waits this many lease TTLs before the sweep checks its message still exists
+LOST_AFTER_TTLS = 3
 
 
 class FleetAMQP(AMQP):
@@ -108,6 +110,7 @@ class FleetApp(Celery):
         self._sweeper = Sweeper(
             fleet, Dispatcher(self, fleet), hostname, settings.sweep_interval,
             deliveries=self.unacked_deliveries(), claim_grace=settings.lease_ttl,
+            lost_after=LOST_AFTER_TTLS * settings.lease_ttl,
         )
         self._sweeper.start()
         log.info(

@@ -10,7 +10,17 @@ ran out from the jobs index. A dead worker's job is therefore
 running again within about ``lease_ttl + sweep_interval`` seconds. With a Redis
 broker it also (4) dispatches again queued jobs whose message a worker took and
 never claimed (see ``deliveries.py``), within about ``lease_ttl + sweep_interval``
-of the take, instead of after Celery's visibility timeout.
+of the take, instead of after Celery's visibility timeout; and (5) dispatches again a
+queued job whose message vanished (a broker that lost data, a deleted queue, a message
+removed by hand). For (5) it reads the oldest entries of the queued index, at most
+``max_lost_checks`` a round, of jobs queued over ``lost_after`` ago, and re-sends one only when
+its message provably is not coming: no outbox entry will send it, its dispatch is not in
+kombu's unacked hash, and the queue it went to is empty. A backlog therefore never causes a
+duplicate; a dropped message is caught once its queue drains. A job that checks out is
+looked at again ``lost_after`` later, so a round costs O(max_lost_checks), never O(jobs).
+RabbitMQ is left out: a queue declare counts only messages not yet delivered, so a message
+a busy consumer prefetched looks the same as a lost one; its queues' own durability
+(quorum queues, publisher confirms) keeps messages there.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from dataclasses import dataclass, field
 from ..errors import StoreUnavailable
 from ..records import TERMINAL
 from .context import Fleet
-from .deliveries import UnackedDeliveries
+from .deliveries import Delivery, UnackedDeliveries
 from .dispatch import Dispatcher
 from .metrics import add_counter
 from .results import store_outcome
@@ -46,7 +56,8 @@ class SweepReport:
 class Sweeper:
     """Runs :meth:`sweep` every ``interval`` seconds in a daemon thread; takes the Fleet,
     a Dispatcher, this worker's name (the lock's owner), and with a Redis broker its
-    unacked deliveries and how long a taken message may stay unclaimed."""
+    unacked deliveries, how long a taken message may stay unclaimed, and how long a queued job
+    may wait before the sweep checks that its message still exists (at most ``max_lost_checks`` a round)."""
 
     def __init__(
         self,
@@ -57,6 +68,8 @@ class Sweeper:
         *,
         deliveries: UnackedDeliveries | None = None,
         claim_grace: float = 10.0,
+        lost_after: float = 30.0,
+        max_lost_checks: int = 100,
     ) -> None:
         self.fleet = fleet
         self.dispatcher = dispatcher
@@ -64,6 +77,8 @@ class Sweeper:
         self.interval = interval
         self.deliveries = deliveries
         self.claim_grace = claim_grace
+        self.lost_after = lost_after
+        self.max_lost_checks = max_lost_checks
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="wasmjob-sweeper", daemon=True)
 
@@ -100,7 +115,12 @@ class Sweeper:
             if not alive:
                 self._one(job_id, report, self._recover)
         if self.deliveries is not None:
-            self._redispatch_unclaimed(report)
+            # queue lengths before the unacked hash: a message moves from a queue to the hash, so
+            # one seen in neither after reading them in this order was in neither in between
+            suspects = self._queued_suspects()
+            taken = self.deliveries.older_than(None)
+            self._redispatch_unclaimed(report, taken)
+            self._redispatch_lost(report, suspects, taken)
         for job_id in records.outbox_take():
             self._one(job_id, report, self._send)
         report.pruned = records.prune_expired()
@@ -138,12 +158,13 @@ class Sweeper:
         if self.dispatcher.send(job_id):
             report.sent += 1
 
-    def _redispatch_unclaimed(self, report: SweepReport) -> None:
+    def _redispatch_unclaimed(self, report: SweepReport, unacked: list[Delivery]) -> None:
         """Queued jobs whose message was taken over ``claim_grace`` ago and never claimed go out again;
         parked messages of jobs that moved on are dropped from the unacked hash."""
         assert self.deliveries is not None
         records = self.fleet.records
-        taken = self.deliveries.older_than(self.claim_grace)
+        ceiling = time.time() - self.claim_grace
+        taken = [d for d in unacked if d.taken_at <= ceiling]
         if not taken:
             return
         done: list[str] = []
@@ -163,3 +184,39 @@ class Sweeper:
             elif dispatch > d.dispatch or status in TERMINAL:
                 done.append(d.tag)
         self.deliveries.forget(done)
+
+    def _queued_suspects(self) -> list[tuple[str, int, bool]]:
+        """(job, dispatch, whether its queue is empty) of queued jobs waiting over ``lost_after``
+        whose message no outbox entry will send; entries no longer queued leave the index."""
+        assert self.deliveries is not None
+        records = self.fleet.records
+        ids = records.queued_unseen(self.lost_after, self.max_lost_checks)
+        if not ids:
+            return []
+        default = self.fleet.settings.queue
+        gone, checked, rows = [], [], []
+        for job_id, (status, dispatch, queue, in_outbox) in zip(ids, records.queued_states(ids)):
+            if status != "queued":
+                gone.append(job_id)
+                continue
+            checked.append(job_id)
+            if not in_outbox:
+                rows.append((job_id, dispatch, queue or default))
+        # looked at now: next time after the others (a backlog keeps its jobs, each looked at once a period)
+        records.seen_queued(checked, gone)
+        waiting = self.deliveries.waiting(sorted({queue for _, _, queue in rows}))
+        return [(job_id, dispatch, waiting[queue] == 0) for job_id, dispatch, queue in rows]
+
+    def _redispatch_lost(self, report: SweepReport, suspects: list[tuple[str, int, bool]], unacked: list[Delivery]) -> None:
+        """Suspects whose queue is empty and whose dispatch no worker holds go out again (event ``redispatched``)."""
+        held = {(d.job_id, d.dispatch) for d in unacked}
+        for job_id, dispatch, queue_empty in suspects:
+            if not queue_empty or (job_id, dispatch) in held or job_id in report.redispatched:
+                continue
+            new = self.fleet.records.redispatch(job_id, dispatch, "is in no queue and taken by no worker (lost by the broker)")
+            if not new:
+                continue
+            log.warning("job %s: the message of dispatch %d is gone from the broker; sent as %d", job_id, dispatch, new)
+            report.redispatched[job_id] = new
+            if self.dispatcher.send(job_id):
+                report.sent += 1

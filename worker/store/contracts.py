@@ -148,6 +148,7 @@ class Create(Contract):
     job: Key
     jobs: Key
     outbox: Key
+    queued: Key  # queued jobs whose message should be in the broker, by when queued (the sweep's lost-message check)
     events: Key
     job_id: str
     dispatch: int
@@ -162,6 +163,7 @@ class Claim(Contract):
     lease: Key
     active: Key
     outbox: Key
+    queued: Key
     ext_running: Key
     ext_waiting: Key
     events: Key
@@ -182,6 +184,7 @@ class Finish(Contract):
     lease: Key
     active: Key
     outbox: Key
+    queued: Key
     ext_running: Key
     ext_waiting: Key
     events: Key
@@ -222,6 +225,7 @@ class Recover(Contract):
     lease: Key
     active: Key
     outbox: Key
+    queued: Key
     ext_running: Key
     ext_waiting: Key
     events: Key
@@ -245,16 +249,19 @@ class Recover(Contract):
 class Redispatch(Contract):
     job: Key
     outbox: Key
+    queued: Key
     events: Key
     job_id: str
     dispatch: int
     grace_ms: int
+    why: str  # what happened to the old dispatch's message, for the record's message and the event
 
 
 @contract("control")
 class Control(Contract):
     job: Key
     outbox: Key
+    queued: Key
     events: Key
     ext_waiting: Key
     state: Key

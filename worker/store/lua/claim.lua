@@ -5,7 +5,7 @@
 -- with one HSET.
 -- Returns {'ok', token, checkpoints, attempts, {record field, value...}, [state]}
 --       | {'skip', why} | {'held', owner} | {'wait', running} | {'ext', actual_ext_id}
-local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'ext_waiting', 'events', 'state')
+local K = named_keys('job', 'lease', 'active', 'outbox', 'queued', 'ext_running', 'ext_waiting', 'events', 'state')
 local A = args()
 local job, owner, ttl, job_id = K.job, A.owner, A.ttl_ms, A.job_id
 local f = redis.call('HMGET', job, 'status', 'ext_id', 'dispatch', 'concurrent', 'checkpoints', 'attempts',
@@ -57,6 +57,7 @@ redis.call('HSET', job, unpack(fields))
 redis.call('SET', K.lease, token .. '|' .. owner, 'PX', ttl)
 redis.call('SADD', K.active, job_id)
 redis.call('ZREM', K.outbox, job_id)
+redis.call('ZREM', K.queued, job_id)
 redis.call('ZREM', K.ext_waiting, job_id)
 redis.call('ZADD', K.ext_running, now + ttl, job_id)
 event(K.events, now, 'claimed', {worker = owner, token = token, attempt = attempts,

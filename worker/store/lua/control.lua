@@ -1,7 +1,7 @@
 -- pause / resume / cancel, from any client. A running job is told through its `control` field
 -- (its worker's watcher polls it); a queued or paused one changes status right here.
 -- Returns {status, dispatch, send ('1' when a message must be sent now)}
-local K = named_keys('job', 'outbox', 'events', 'ext_waiting', 'state', 'logs_key', 'warnings_key', 'result_key',
+local K = named_keys('job', 'outbox', 'queued', 'events', 'ext_waiting', 'state', 'logs_key', 'warnings_key', 'result_key',
   'expiring', 'snapshot_a', 'snapshot_b', 'celery_result')
 local A = args()
 local job, action, job_id = K.job, A.action, A.job_id
@@ -16,6 +16,7 @@ if terminal then
 end
 local function stop(new_status)
   redis.call('ZREM', K.outbox, job_id)
+  redis.call('ZREM', K.queued, job_id)
   redis.call('ZREM', K.ext_waiting, job_id)
   redis.call('HSET', job, 'status', new_status, 'control', '', 'updated_at', now)
   event(K.events, now, new_status, {by = 'client'})
@@ -49,6 +50,7 @@ elseif action == 'resume' then
     -- not paused any more, and not finished (a finished_at here is from a record older than paused_at)
     redis.call('HDEL', job, 'paused_at', 'finished_at')
     redis.call('ZADD', K.outbox, now + A.grace_ms, job_id)
+    redis.call('ZADD', K.queued, now, job_id)
     event(K.events, now, 'resumed', {dispatch = dispatch})
     return {'queued', dispatch, '1'}
   end

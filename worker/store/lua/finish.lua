@@ -5,7 +5,7 @@
 -- with one HSET (and one HDEL).
 -- A job that ended also gets Celery's result for its submitter's task id (see celery_result).
 -- Returns {status, dispatch, woken_job_id or '', error of a failed job or ''}
-local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'ext_waiting', 'events', 'usage',
+local K = named_keys('job', 'lease', 'active', 'outbox', 'queued', 'ext_running', 'ext_waiting', 'events', 'usage',
   'usage_index', 'state', 'logs_key', 'warnings_key', 'result_key', 'expiring', 'snapshot_a', 'snapshot_b', 'celery_result')
 local A = args()
 local job, token, kind, job_id = K.job, A.token, A.kind, A.job_id
@@ -78,6 +78,7 @@ if status == 'queued' then
   if kind == 'retry' then set('last_error', err) end
   redis.call('HSET', job, unpack(fields))
   redis.call('HDEL', job, unpack(gone))
+  redis.call('ZADD', K.queued, now, job_id)
   if delay > 0 then
     redis.call('ZADD', K.outbox, now + delay, job_id)
   else

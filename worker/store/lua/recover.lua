@@ -2,7 +2,7 @@
 -- last checkpoint (or fails when it stopped making progress across attempts).
 -- Its concurrency slot is free now, so the longest-waiting job of its extension is woken.
 -- Returns {status, dispatch, woken_job_id or ''} or 0 when there is nothing to recover.
-local K = named_keys('job', 'lease', 'active', 'outbox', 'ext_running', 'ext_waiting', 'events', 'state',
+local K = named_keys('job', 'lease', 'active', 'outbox', 'queued', 'ext_running', 'ext_waiting', 'events', 'state',
   'logs_key', 'warnings_key', 'result_key', 'expiring', 'snapshot_a', 'snapshot_b', 'celery_result')
 local A = args()
 local job, job_id = K.job, A.job_id
@@ -42,6 +42,7 @@ if status == 'queued' then
   redis.call('HSET', job, 'queued_at', now, 'progress', redis.call('HGET', job, 'ckpt_progress') or '0',
     'message', 'worker ' .. worker .. ' lost; resuming from checkpoint ' .. checkpoints)
   redis.call('ZADD', K.outbox, now, job_id)
+  redis.call('ZADD', K.queued, now, job_id)
 elseif status == 'paused' then
   redis.call('HSET', job, 'paused_at', now)
 else
