@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from wasmjob.errors import ConfigError
@@ -270,3 +271,66 @@ class LocalWorker:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             pass
+
+
+class LocalFlower:
+    """``wasmjob flower`` on a free loopback port with its API open; takes the environment
+    (``WASMJOB_*``) and a log file. ``start`` waits until Flower lists ``workers`` (node
+    names without their host) or, when none are named, any worker at all."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = Path(log_path)
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api(self, path: str, data: bytes | None = None) -> Any:
+        """GET (or POST ``data`` to) one of Flower's API paths; the decoded JSON."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(urllib.request.Request(self.base + path, data=data), timeout=5) as response:
+            return json.loads(response.read())
+
+    def start(self, workers: tuple[str, ...] = (), timeout: float = 60.0) -> LocalFlower:
+        env = {**os.environ, **self.env, "FLOWER_UNAUTHENTICATED_API": "true"}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "wasmjob", "flower", f"--port={self.port}", "--address=127.0.0.1"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                seen = {name.split("@")[0] for name in self.api("/api/workers?refresh=1")}
+                if seen and set(workers) <= seen:
+                    return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ConfigError(f"Flower did not list the workers {workers or 'at all'}: {self.log()[-2000:]}")
+            time.sleep(0.2)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> LocalFlower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

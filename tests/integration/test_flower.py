@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +11,7 @@ from typing import Any
 import pytest
 
 from modules import TICKER_WAT, TRAP_WAT, ticker_params
-from harness.procs import free_port
+from harness.procs import LocalFlower
 
 SPIN = 2_000_000
 
@@ -26,32 +23,8 @@ def get_json(url: str) -> Any:
 
 @pytest.fixture
 def flower(fleet, tmp_path):
-    port = free_port()
-    env = {**os.environ, **fleet.env, "FLOWER_UNAUTHENTICATED_API": "true"}
-    log = open(tmp_path / "flower.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wasmjob.cli", "flower", f"--port={port}", "--address=127.0.0.1"],  # `wasmjob flower`
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if get_json(f"{base}/api/workers?refresh=1"):
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "flower.log").read_text()[-2000:]
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with LocalFlower(fleet.env, tmp_path / "flower.log").start() as running:
+        yield running.base
 
 
 def wait_task(base: str, task_id: str, until: tuple[str, ...], timeout: float = 30) -> tuple[dict[str, Any], set[str], list[str]]:

@@ -209,44 +209,16 @@ def test_the_acl_file_the_cli_prints_is_one_redis_server_loads(tmp_path: Path) -
 def test_flower_works_with_the_producer_user_and_its_revoke_cancels_the_job(acl_fleet: AclFleet, tmp_path: Path) -> None:
     """Compose runs Flower as the producer: it must list workers and tasks, and its revoke must act."""
     import time
-    import urllib.request
 
-    from harness.procs import free_port
+    from harness.procs import LocalFlower
 
-    port = free_port()
-    env = {**os.environ, "WASMJOB_REDIS_URL": acl_fleet.producer_url, "FLOWER_UNAUTHENTICATED_API": "true"}
-    log = open(tmp_path / "flower.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "wasmjob", "flower", f"--port={port}", "--address=127.0.0.1"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def api(path: str, data: bytes | None = None) -> Any:
-        with urllib.request.urlopen(urllib.request.Request(base + path, data=data), timeout=5) as response:
-            return json.loads(response.read())
-
-    try:
-        deadline = time.monotonic() + 60
-        workers: Any = None
-        while not workers:
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "flower.log").read_text()[-2000:]
-            try:
-                workers = api("/api/workers?refresh=1")
-            except OSError:
-                time.sleep(0.2)
-        assert any(name.startswith("acl1@") for name in workers)
+    flower = LocalFlower({"WASMJOB_REDIS_URL": acl_fleet.producer_url}, tmp_path / "flower.log")
+    with flower.start(workers=("acl1",)):
         job = acl_fleet.producer.submit("counter", "counter", {"target": 10**9}, tenant_token=token_for(SECRET, None))
         deadline = time.monotonic() + 60
         while job.record().status != "running":
             assert time.monotonic() < deadline, "the job never started"
             time.sleep(0.1)
-        api(f"/api/task/revoke/{job.id}", data=b"")
-        rec = job.wait(timeout=60)
-        assert rec.status == "cancelled"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-    assert "NOPERM" not in (tmp_path / "flower.log").read_text()
+        flower.api(f"/api/task/revoke/{job.id}", data=b"")
+        assert job.wait(timeout=60).status == "cancelled"
+    assert "NOPERM" not in flower.log()

@@ -71,41 +71,19 @@ def test_rabbitmq_runs_priorities_pause_resume_cancel_and_slices(rabbit) -> None
 
 @pytest.mark.timeout(90)
 def test_flower_sees_the_rabbitmq_fleet_and_its_jobs(rabbit, tmp_path) -> None:
-    import subprocess
-    import sys
+    from harness.procs import LocalFlower
 
-    from test_flower import get_json
-    from harness.procs import free_port
-
-    port = free_port()
-    env = {**os.environ, **rabbit.env, "FLOWER_UNAUTHENTICATED_API": "true"}
-    with open(tmp_path / "flower.log", "wb") as log, subprocess.Popen(
-        [sys.executable, "-m", "wasmjob.cli", "flower", f"--port={port}", "--address=127.0.0.1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    ) as flower:
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if set(rabbit.workers) <= {n.split("@")[0] for n in get_json(f"{base}/api/workers?refresh=1")}:
-                        break
-                except OSError:
-                    pass
-                assert flower.poll() is None and time.monotonic() < deadline, (tmp_path / "flower.log").read_text()[-2000:]
-                time.sleep(0.2)
-            job = rabbit.client.submit("rabbit-ticker", "tick", ticker_params(20, SPIN))
-            assert job.wait(30).status == "completed"
-            deadline = time.monotonic() + 20
-            while True:
-                tasks = get_json(f"{base}/api/tasks")
-                if any(t.get("state") == "SUCCESS" and job.id in str(t.get("kwargs", "")) for t in tasks.values()):
-                    break
-                assert time.monotonic() < deadline, tasks
-                time.sleep(0.2)
-        finally:
-            flower.terminate()
-            flower.wait(10)
+    flower = LocalFlower(rabbit.env, tmp_path / "flower.log")
+    with flower.start(workers=tuple(rabbit.workers), timeout=30):
+        job = rabbit.client.submit("rabbit-ticker", "tick", ticker_params(20, SPIN))
+        assert job.wait(30).status == "completed"
+        deadline = time.monotonic() + 20
+        while True:
+            tasks = flower.api("/api/tasks")
+            if any(t.get("state") == "SUCCESS" and job.id in str(t.get("kwargs", "")) for t in tasks.values()):
+                break
+            assert time.monotonic() < deadline, tasks
+            time.sleep(0.2)
 
 
 @pytest.mark.timeout(240)
