@@ -155,7 +155,7 @@ class LocalSentinel:
         client = redis.Redis(port=self.port, socket_timeout=1)
         try:
             host_port = client.sentinel_get_master_addr_by_name(self.master)
-            return int(host_port[1]) if host_port else None
+            return int(host_port[1]) if isinstance(host_port, (tuple, list)) else None
         except redis.exceptions.RedisError:
             return None
         finally:

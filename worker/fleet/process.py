@@ -28,6 +28,7 @@ from .supervisor import Supervisor
 
 if TYPE_CHECKING:
     from ..job import Limits
+    from ..component import ComponentExtension
     from ..runtime import Extension, Runtime
 
 EXTENSIONS_KEPT = 32
@@ -55,7 +56,7 @@ class WorkerProcess:
         self.limits_noted: Bounded[str, tuple[str, str]] = Bounded()
         # (manifest, asked limits) -> (run limits, notes, manifest clamped to the policy)
         self.run_limits: Bounded[tuple[Manifest, str], tuple[Limits, list[str], Manifest]] = Bounded()
-        self._extensions: OrderedDict[str, Extension] = OrderedDict()
+        self._extensions: OrderedDict[str, Extension | ComponentExtension] = OrderedDict()
         self._refused: dict[str, str] = {}
         self._lock = threading.Lock()
         self.supervisor = Supervisor()
@@ -95,7 +96,7 @@ class WorkerProcess:
             _trim(self._manifests)
         return manifest
 
-    def extension(self, digest: str, manifest: Manifest, *, metered: bool = True) -> Extension:
+    def extension(self, digest: str, manifest: Manifest, *, metered: bool = True) -> Extension | ComponentExtension:
         """Fetch (verifying the digest), compile (the runtime caches by digest and engine) and load a
         module, on the engine with fuel metering or (``metered=False``) the lighter one without."""
         key = f"{digest}|{manifest.id}@{manifest.version}|{'fuel' if metered else 'cpu'}"
@@ -139,7 +140,7 @@ class WorkerProcess:
 
     def load(
         self, wasm: bytes, digest: str, manifest: Manifest, metered: bool, instrumented: bytes | None = None
-    ) -> Extension:
+    ) -> Extension | ComponentExtension:
         try:
             return self.runtime.load(wasm, manifest, digest=digest, metered=metered, instrumented=instrumented)
         except ModuleRefused as exc:  # over the compile limits
