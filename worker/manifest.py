@@ -162,6 +162,24 @@ class Manifest:
         except OSError as exc:
             raise ManifestError(f"cannot read {path}: {exc.strerror}") from None
 
+    def describe(self, *, digest: str, size: int, jobs: Any, imports: Any, **extra: Any) -> dict[str, Any]:
+        """What ``wasmjob inspect`` prints of a module with this manifest (core or component):
+        ``jobs`` are registered jobs (name, export, resumable), ``extra`` fields go after the imports."""
+        data = self.to_dict()
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "digest": digest,
+            "size": size,
+            "jobs": [{"name": j.name, "export": j.export, "resumable": j.resumable} for j in jobs],
+            "imports": list(imports),
+            "state_encoding": self.state_encoding,
+            **extra,
+            "permissions": data["permissions"],
+            "limits": data["wasmjob"]["limits"] | {"max_memory_mb": self.limits.max_memory_mb},
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """The manifest as Spacedrive's JSON shape with our ``wasmjob`` section."""
         perms = asdict(self.permissions)

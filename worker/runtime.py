@@ -81,21 +81,12 @@ class Extension:
 
     def describe(self) -> dict[str, Any]:
         """What ``wasmjob inspect`` prints."""
-        m = self.manifest
-        return {
-            "id": m.id,
-            "name": m.name,
-            "version": m.version,
-            "digest": self.digest,
-            "size": self.size,
-            "jobs": [{"name": j.name, "export": j.export, "resumable": j.resumable} for j in self.jobs.values()],
-            "imports": list(self.shape.imports),
-            "state_encoding": m.state_encoding,
-            "durability": m.durability,
-            **({"instrumented_digest": self.instrumented_digest} if self.instrumented_digest else {}),
-            "permissions": m.to_dict()["permissions"],
-            "limits": m.to_dict()["wasmjob"]["limits"] | {"max_memory_mb": m.limits.max_memory_mb},
-        }
+        extra: dict[str, Any] = {"durability": self.manifest.durability}
+        if self.instrumented_digest:
+            extra["instrumented_digest"] = self.instrumented_digest
+        return self.manifest.describe(
+            digest=self.digest, size=self.size, jobs=self.jobs.values(), imports=self.shape.imports, **extra
+        )
 
 
 class Sandbox:

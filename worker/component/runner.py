@@ -60,20 +60,9 @@ class ComponentExtension:
 
     def describe(self) -> dict[str, Any]:
         """What ``wasmjob inspect`` prints (as for a core module, plus ``kind``)."""
-        m = self.manifest
-        return {
-            "id": m.id,
-            "name": m.name,
-            "version": m.version,
-            "digest": self.digest,
-            "size": self.size,
-            "kind": self.kind,
-            "jobs": [{"name": j.name, "export": j.export, "resumable": j.resumable} for j in self.jobs.values()],
-            "imports": list(self.imports),
-            "state_encoding": m.state_encoding,
-            "permissions": m.to_dict()["permissions"],
-            "limits": m.to_dict()["wasmjob"]["limits"] | {"max_memory_mb": m.limits.max_memory_mb},
-        }
+        return self.manifest.describe(
+            digest=self.digest, size=self.size, jobs=self.jobs.values(), imports=self.imports, kind=self.kind
+        )
 
 
 class _LineSink:
