@@ -168,7 +168,7 @@ class Demo:
     def _summary(self, jobs: dict[str, Any], targets: dict[str, int], facts: dict[str, Any]) -> int:
         # Fits 80 columns: short headers, no borders, cells cut with an ellipsis rather than wrapped.
         table = Table(title="wasmjob demo: summary", box=None, header_style="bold")
-        for column in ("job", "status", "correct", "tries", "ran on", "ckpts", "fuel", "wall s"):
+        for column in ("job", "status", "correct", "tries", "ran on", "ckpts", "cpu s", "wall s"):
             table.add_column(column, no_wrap=True, overflow="ellipsis")
         all_ok = True
         for key, job in jobs.items():
@@ -184,7 +184,7 @@ class Demo:
             all_ok &= correct
             table.add_row(
                 key, rec.status, "yes" if correct else "[red]NO[/]", str(rec.attempts), " → ".join(workers),
-                str(rec.checkpoints), f"{rec.fuel:,}", f"{rec.wall_seconds:.1f}",
+                str(rec.checkpoints), f"{rec.cpu_seconds:.1f}", f"{rec.wall_seconds:.1f}",
             )
         console.print(table)
         if "recovered_in" in facts:
