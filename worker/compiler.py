@@ -48,10 +48,12 @@ def compile_serialized(wasm: bytes, settings: EngineSettings, limits: CompileLim
     if done.returncode == 0 and done.stdout:
         return done.stdout
     lines = done.stderr.decode(errors="replace").strip().splitlines()
-    if done.returncode == EXIT_INVALID and lines:
-        raise ModuleError(lines[-1])
+    # memory first: wasmtime may report the child's address-space limit as an invalid module
+    # ("out of memory (failed to allocate N bytes)"), depending on where the allocation failed
     if any("MemoryError" in line or "memory allocation" in line or "out of memory" in line.lower() for line in lines):
         raise ModuleRefused(f"compiling the module needed more than {limits.memory_mb} MiB (the operator's limit)")
+    if done.returncode == EXIT_INVALID and lines:
+        raise ModuleError(lines[-1])
     detail = lines[-1] if lines else f"exit status {done.returncode}"
     raise ModuleRefused(
         f"compiling the module failed within the operator's limits ({limits.memory_mb} MiB, "
