@@ -114,24 +114,15 @@ class ModuleInfo:
 
 def read_uleb(data: bytes, pos: int, bits: int = 32) -> tuple[int, int]:
     """An unsigned LEB128 of at most ``bits`` bits at ``pos``; returns (value, next position)."""
-    result = shift = 0
-    max_bytes = (bits + 6) // 7
-    for _ in range(max_bytes):
-        if pos >= len(data):
-            raise WasmFormatError("unexpected end of module inside an integer")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            if result >> bits:
-                raise WasmFormatError(f"integer too large for u{bits}")
-            return result, pos
-    raise WasmFormatError(f"integer longer than {max_bytes} bytes (u{bits})")
+    return _read_leb(data, pos, bits, signed=False)
 
 
 def read_sleb(data: bytes, pos: int, bits: int = 32) -> tuple[int, int]:
     """A signed LEB128 of at most ``bits`` bits at ``pos``; returns (value, next position)."""
+    return _read_leb(data, pos, bits, signed=True)
+
+
+def _read_leb(data: bytes, pos: int, bits: int, *, signed: bool) -> tuple[int, int]:
     result = shift = 0
     max_bytes = (bits + 6) // 7
     for _ in range(max_bytes):
@@ -142,10 +133,13 @@ def read_sleb(data: bytes, pos: int, bits: int = 32) -> tuple[int, int]:
         result |= (byte & 0x7F) << shift
         shift += 7
         if not byte & 0x80:
-            if byte & 0x40:
-                result -= 1 << shift
+            if signed:
+                if byte & 0x40:
+                    result -= 1 << shift
+            elif result >> bits:
+                raise WasmFormatError(f"integer too large for u{bits}")
             return result, pos
-    raise WasmFormatError(f"integer longer than {max_bytes} bytes (s{bits})")
+    raise WasmFormatError(f"integer longer than {max_bytes} bytes ({'s' if signed else 'u'}{bits})")
 
 
 def encode_uleb(value: int) -> bytes:
