@@ -29,6 +29,13 @@ def rabbit(_fleet):
     drop_rabbitmq_vhost(vhost)
 
 
+def _until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def _first_claim(job) -> float:
     return next(e["ts"] for e in job.events() if e["event"] == "claimed")
 
@@ -84,6 +91,60 @@ def test_flower_sees_the_rabbitmq_fleet_and_its_jobs(rabbit, tmp_path) -> None:
                 break
             assert time.monotonic() < deadline, tasks
             time.sleep(0.2)
+
+
+def _ready(app, queue: str) -> int:
+    """Messages ready in a RabbitMQ queue (a passive declare)."""
+    with app.connection_for_write() as conn, conn.channel() as channel:
+        return channel.queue_declare(queue=queue, passive=True).message_count
+
+
+@pytest.mark.timeout(120)
+def test_a_queued_job_whose_message_rabbitmq_lost_is_sent_again_and_completes_once(rabbit) -> None:
+    from wasmjob.fleet.factory import LOST_AFTER_TTLS
+
+    app, unread = rabbit.client.app, f"unread-{os.getpid()}"  # a queue no worker reads, yet
+    job = rabbit.client.submit("rabbit-ticker", "tick", ticker_params(30, SPIN), queue=unread)
+    try:
+        _until(lambda: _ready(app, unread) == 1, 10, "the message never reached its queue")
+        with app.connection_for_write() as conn, conn.channel() as channel:
+            assert channel.queue_purge(unread) == 1  # the broker lost it
+        removed_at = time.time()
+
+        def redispatched() -> list[dict]:
+            return [e for e in job.events() if e["event"] == "redispatched"]
+
+        ttl = rabbit.settings.lease_ttl
+        _until(lambda: bool(redispatched()), (LOST_AFTER_TTLS + 4) * ttl, "the lost message was never sent again")
+        event = redispatched()[0]
+        assert (event["from_dispatch"], event["dispatch"]) == (1, 2)
+        assert event["ts"] - job.record().queued_at >= LOST_AFTER_TTLS * ttl - 0.1, "re-sent before the bound"
+        print(f"\nRabbitMQ: sent again {event['ts'] - removed_at:.2f}s after its message was purged")
+        _until(lambda: _ready(app, unread) == 1, 10, "the new dispatch was not published")
+        app.control.add_consumer(unread, reply=True)  # Celery's own tool: the workers read it now
+        final = job.wait(30)
+        assert final.status == "completed", final.error
+        assert job.result() == ticker_result(30, SPIN)
+        events = [e["event"] for e in job.events()]
+        assert events.count("completed") == 1 and events.count("redispatched") == 1, events
+    finally:
+        app.control.cancel_consumer(unread, reply=True)
+        with app.connection_for_write() as conn, conn.channel() as channel:
+            channel.queue_delete(unread)
+
+
+@pytest.mark.timeout(60)
+def test_the_sweep_sees_which_messages_rabbitmq_workers_hold(rabbit) -> None:
+    from wasmjob.fleet.deliveries import AmqpDeliveries
+
+    job = rabbit.client.submit("rabbit-ticker", "tick", ticker_params(LONG, SPIN))
+    try:
+        rabbit.wait_running(job, timeout=30)
+        held = AmqpDeliveries(rabbit.client.app, timeout=2.0).older_than(None)
+        assert (job.id, 1) in {(d.job_id, d.dispatch) for d in held}, held
+    finally:
+        job.cancel()
+    assert job.wait(30).status == "cancelled"
 
 
 @pytest.mark.timeout(240)

@@ -8,7 +8,7 @@ import json
 import msgpack
 import pytest
 
-from wasmjob.fleet.deliveries import Delivery, parse
+from wasmjob.fleet.deliveries import Delivery, from_request, parse
 
 pytestmark = pytest.mark.unit
 
@@ -44,3 +44,12 @@ def test_a_plain_celery_client_message_is_the_task_id_at_dispatch_zero() -> None
 )
 def test_what_is_not_a_readable_wasmjob_message_is_left_alone(payload) -> None:
     assert parse("tag-1", payload, 0.0) is None
+
+
+def test_a_request_a_worker_reports_names_its_job_by_task_type_not_shadow_name() -> None:
+    """``inspect reserved/active`` on RabbitMQ: ``name`` is the shadow name Flower shows, ``type`` the task."""
+    request = {"id": "t-9", "name": "ticker/tick", "type": "wasmjob.run", "kwargs": {"job_id": "j-9", "dispatch": 3}}
+    assert from_request("w1/t-9", request, 5.0) == Delivery("w1/t-9", "j-9", 3, 5.0)
+    assert from_request("w1/t-9", {**request, "kwargs": {"extension": "x"}}, 5.0) == Delivery("w1/t-9", "t-9", 0, 5.0)
+    assert from_request("w1/t-9", {**request, "type": "other.task"}, 5.0) is None
+    assert from_request("w1/t-9", {**request, "kwargs": "{'job_id': 'j-9'}"}, 5.0) is None  # a repr: unreadable

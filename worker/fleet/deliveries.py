@@ -12,6 +12,12 @@ dispatched again with a higher dispatch number, so the parked message is stale.
 The sweep also reads queue lengths here (:meth:`UnackedDeliveries.waiting`): a queued job
 whose message is neither in a queue nor taken is gone from the broker (see ``recovery.py``).
 
+RabbitMQ gives a dead consumer's messages back by itself, so only the second question
+is asked of it (:class:`AmqpDeliveries`): a passive queue declare counts the messages
+waiting, and Celery's own ``inspect`` (``reserved``, then ``active``) names the messages
+workers hold. A worker that does not answer in time (frozen, partitioned) counts as
+holding nothing: its job goes out again, and the message it holds is stale by then.
+
 Only messages still unacknowledged are read, so the cost follows the work in flight
 (with late acks: running jobs and messages in transit), not the number of jobs; each
 message is decoded once. Late acks stay on for this reason: a message acked on receipt
@@ -26,7 +32,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from kombu.serialization import loads
@@ -48,6 +54,19 @@ class Delivery:
     taken_at: float
 
 
+class BrokerDeliveries(Protocol):
+    """What the sweep asks a broker: which messages workers took and hold, and how many wait in a queue."""
+
+    # True: the broker itself gives back a dead consumer's messages (no unclaimed-take check needed)
+    redelivers_dead_consumers: bool
+
+    def older_than(self, seconds: float | None) -> list[Delivery]: ...
+
+    def waiting(self, queues: list[str]) -> dict[str, int]: ...
+
+    def forget(self, tags: list[str]) -> None: ...
+
+
 class UnackedDeliveries:
     """Reads kombu's unacked hash and index, and queue lengths, on the broker's Redis; takes the
     client, both key names and the transport's key prefix."""
@@ -59,6 +78,7 @@ class UnackedDeliveries:
         self.hash_key = hash_key
         self.index_key = index_key
         self.key_prefix = key_prefix  # the transport's global_keyprefix, which queue lists carry too
+        self.redelivers_dead_consumers = False
         # tag -> parsed delivery (None: not a wasmjob.run message); parsed once, dropped once acked
         self._parsed: dict[str, Delivery | None] = {}
 
@@ -116,6 +136,65 @@ class UnackedDeliveries:
             pipe.execute()
         for tag in tags:
             self._parsed.pop(tag, None)
+
+
+class AmqpDeliveries:
+    """A RabbitMQ broker seen by the sweep through the Celery app: passive declares for queue depth,
+    ``inspect`` (waiting ``timeout`` seconds for answers) for the messages workers hold."""
+
+    redelivers_dead_consumers = True
+
+    def __init__(self, app: Any, *, timeout: float = 1.0) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    def older_than(self, seconds: float | None) -> list[Delivery]:
+        """``wasmjob.run`` messages the answering workers hold, reserved or running (``seconds`` is
+        ignored: RabbitMQ keeps no time of a take). Reserved is asked first, so a message that
+        starts to run in between is seen in one of the two answers."""
+        inspect = self.app.control.inspect(timeout=self.timeout)
+        now = time.time()
+        held: list[Delivery] = []
+        for ask in (inspect.reserved, inspect.active):
+            for worker, requests in (ask() or {}).items():
+                for request in requests or []:
+                    delivery = from_request(f"{worker}/{request.get('id')}", request, now)
+                    if delivery is not None:
+                        held.append(delivery)
+        return held
+
+    def waiting(self, queues: list[str]) -> dict[str, int]:
+        """Messages ready in each queue (a passive declare; a queue that is gone holds none). When the
+        broker cannot be asked, every queue counts as busy, so nothing is taken for lost."""
+        counts: dict[str, int] = {}
+        try:
+            with self.app.connection_for_write() as conn:
+                for queue in queues:
+                    try:
+                        with conn.channel() as channel:  # a missing queue closes the channel, not the connection
+                            counts[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+                    except conn.channel_errors:
+                        counts[queue] = 0
+        except Exception as exc:
+            log.warning("cannot count the broker's queues (%s); no message is taken for lost this round", exc)
+            return {queue: 1 for queue in queues}
+        return counts
+
+    def forget(self, tags: list[str]) -> None:
+        """Nothing is parked: RabbitMQ drops a stale message when its holder acks it."""
+
+
+def from_request(tag: str, request: dict[str, Any], taken_at: float) -> Delivery | None:
+    """The job and dispatch of one request a worker reported (``inspect reserved/active``)."""
+    # ``type`` is the task; ``name`` is its shadow (``extension/job``) as Flower shows it
+    if request.get("type", request.get("name")) != TASK_NAME or not isinstance(request.get("kwargs"), dict):
+        return None
+    kwargs = request["kwargs"]
+    job_id = kwargs.get("job_id") or request.get("id")
+    dispatch = kwargs.get("dispatch", 0)
+    if not isinstance(job_id, str) or not isinstance(dispatch, int):
+        return None
+    return Delivery(tag, job_id, dispatch, taken_at)
 
 
 def parse(tag: str, payload: bytes | str | None, taken_at: float) -> Delivery | None:

@@ -17,7 +17,7 @@ from ..errors import StoreUnavailable
 from ..policy import connection_warnings
 from ..store.redis import connect
 from .context import Fleet
-from .deliveries import UnackedDeliveries
+from .deliveries import AmqpDeliveries, BrokerDeliveries, UnackedDeliveries
 from .dispatch import Dispatcher
 from .messages import TASK_NAME, TASK_OPTIONS
 from .process import WorkerProcess
@@ -81,12 +81,12 @@ class FleetApp(Celery):
         fleet = self._process.fleet if self._process and self._process.pid == os.getpid() else self.fleet()
         return Dispatcher(self, fleet)
 
-    def unacked_deliveries(self) -> UnackedDeliveries | None:
-        """kombu's unacked messages on a Redis broker (None for other brokers: RabbitMQ gives a dead
-        consumer's messages back by itself)."""
+    def broker_deliveries(self) -> BrokerDeliveries:
+        """What the sweep asks the broker: kombu's unacked hash and queue lists on Redis; passive
+        declares and ``inspect`` on RabbitMQ (which gives a dead consumer's messages back itself)."""
         settings = self.fleet_settings
         if not settings.broker_is_redis:
-            return None
+            return AmqpDeliveries(self)
         url = settings.broker
         client = self.fleet().client if url == settings.redis_url else connect(url, sentinel_master=settings.sentinel_master)
         return UnackedDeliveries.for_transport(client, dict(self.conf.broker_transport_options or {}))
@@ -109,7 +109,7 @@ class FleetApp(Celery):
             log.warning("insecure: %s", warning)
         self._sweeper = Sweeper(
             fleet, Dispatcher(self, fleet), hostname, settings.sweep_interval,
-            deliveries=self.unacked_deliveries(), claim_grace=settings.lease_ttl,
+            deliveries=self.broker_deliveries(), claim_grace=settings.lease_ttl,
             lost_after=LOST_AFTER_TTLS * settings.lease_ttl,
         )
         self._sweeper.start()

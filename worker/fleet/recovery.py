@@ -18,9 +18,10 @@ its message provably is not coming: no outbox entry will send it, its dispatch i
 kombu's unacked hash, and the queue it went to is empty. A backlog therefore never causes a
 duplicate; a dropped message is caught once its queue drains. A job that checks out is
 looked at again ``lost_after`` later, so a round costs O(max_lost_checks), never O(jobs).
-RabbitMQ is left out: a queue declare counts only messages not yet delivered, so a message
-a busy consumer prefetched looks the same as a lost one; its queues' own durability
-(quorum queues, publisher confirms) keeps messages there.
+On RabbitMQ (4) is the broker's own doing: a consumer's unacked messages come back the
+moment its connection drops. (5) works there too: a passive declare counts a queue's ready
+messages and Celery's ``inspect`` names those workers hold, asked only in a round with a
+suspect whose queue is empty (see ``deliveries.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from ..errors import StoreUnavailable
 from ..records import TERMINAL
 from .context import Fleet
-from .deliveries import Delivery, UnackedDeliveries
+from .deliveries import BrokerDeliveries, Delivery
 from .dispatch import Dispatcher
 from .metrics import add_counter
 from .results import store_outcome
@@ -55,8 +56,8 @@ class SweepReport:
 
 class Sweeper:
     """Runs :meth:`sweep` every ``interval`` seconds in a daemon thread; takes the Fleet,
-    a Dispatcher, this worker's name (the lock's owner), and with a Redis broker its
-    unacked deliveries, how long a taken message may stay unclaimed, and how long a queued job
+    a Dispatcher, this worker's name (the lock's owner), the broker's view of deliveries
+    (see ``deliveries.py``), how long a taken message may stay unclaimed, and how long a queued job
     may wait before the sweep checks that its message still exists (at most ``max_lost_checks`` a round)."""
 
     def __init__(
@@ -66,7 +67,7 @@ class Sweeper:
         owner: str,
         interval: float,
         *,
-        deliveries: UnackedDeliveries | None = None,
+        deliveries: BrokerDeliveries | None = None,
         claim_grace: float = 10.0,
         lost_after: float = 30.0,
         max_lost_checks: int = 100,
@@ -118,8 +119,12 @@ class Sweeper:
             # queue lengths before the unacked hash: a message moves from a queue to the hash, so
             # one seen in neither after reading them in this order was in neither in between
             suspects = self._queued_suspects()
-            taken = self.deliveries.older_than(None)
-            self._redispatch_unclaimed(report, taken)
+            if self.deliveries.redelivers_dead_consumers:
+                # asking who holds what is a broadcast: only when a job may be lost
+                taken = self.deliveries.older_than(None) if any(empty for _, _, empty in suspects) else []
+            else:
+                taken = self.deliveries.older_than(None)
+                self._redispatch_unclaimed(report, taken)
             self._redispatch_lost(report, suspects, taken)
         for job_id in records.outbox_take():
             self._one(job_id, report, self._send)
