@@ -168,6 +168,8 @@ def test_ctrl_c_during_submit_wait_says_the_job_goes_on_and_how_to_pause_it(flee
         [sys.executable, "-m", "wasmjob.cli", "submit", "cliticker", "tick", "--params",
          json.dumps(ticker_params(3000, SLOW)), "--wait"],
         env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # a terminal's Ctrl-C: a suite started in the background (`cmd &`) passes SIGINT on ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     first = proc.stderr.readline()  # "job <id>"
