@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote
 
 from wasmjob.errors import ConfigError
-from wasmjob.fleet import CELERY_APP
 
 
 def free_port() -> int:
@@ -202,10 +201,10 @@ class LocalWorker:
         return f"{self.name}@{socket.gethostname()}"
 
     def command(self) -> list[str]:
+        """``wasmjob worker``, as users start it (it execs Celery's worker in the same process)."""
         return [
-            sys.executable, "-m", "celery", "-A", CELERY_APP, "worker",
-            "-n", f"{self.name}@%h", "-c", str(self.concurrency), "-P", self.pool, "-Q", self.queues,
-            "-E", "--without-mingle", "--without-gossip", "-l", self.loglevel,
+            sys.executable, "-m", "wasmjob", "worker",
+            "-n", f"{self.name}@%h", "-c", str(self.concurrency), "-P", self.pool, "-Q", self.queues, "-l", self.loglevel,
         ]
 
     def start(self) -> LocalWorker:

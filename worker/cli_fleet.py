@@ -133,6 +133,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     cmd = [sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "-E", "-P", args.pool, "-l", args.loglevel]
     cmd += ["-n", args.name or f"wasmjob-{os.getpid()}@%h"]
+    # Mingle and gossip sync nothing a fleet needs (its state is in Redis) and, on a Redis broker,
+    # are what leaves a reconnected worker consuming nothing after a Redis restart.
+    cmd += ["--without-mingle", "--without-gossip"]
     if args.concurrency:
         cmd += ["-c", str(args.concurrency)]
     if args.queues:

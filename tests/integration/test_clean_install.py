@@ -79,7 +79,7 @@ def test_a_plain_install_runs_a_worker_a_job_the_celery_cli_and_flower(
 
     log = open(tmp_path / "worker.log", "wb")
     worker = subprocess.Popen(
-        [str(bin_ / "wasmjob"), "worker", "-c", "1", "-n", "clean@%h", "--", "--without-mingle", "--without-gossip"],
+        [str(bin_ / "wasmjob"), "worker", "-c", "1", "-n", "clean@%h"],
         env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     flower_port = free_port()
