@@ -73,7 +73,13 @@ def test_jobs_complete_exactly_once_when_the_master_is_killed_and_sentinel_fails
         # the old master comes back and becomes the new master's replica (checkpoints wait for one)
         old = LocalRedis(master.data_dir, port=master.port, extra_args=["--replicaof", "127.0.0.1", str(replica.port)])
         master.proc = old.start().proc
-        records = [j.wait(120) for j in jobs]
+        try:
+            records = [j.wait(120) for j in jobs]
+        except Exception:  # what each job and worker went through, for a failover that stalls
+            for job in jobs:
+                print(job.id, job.record(), [(e["event"], e.get("dispatch")) for e in job.events()])
+            print(fleet.logs())
+            raise
         done = time.monotonic() - killed
         assert [r.status for r in records] == ["completed"] * len(jobs), [r.error or r.last_error for r in records]
         for job, target in zip(jobs, targets):
