@@ -20,7 +20,7 @@ from .errors import ConfigError, JobFailed, NotFound
 
 if TYPE_CHECKING:
     from .client import Client
-    from .records import JobRecord
+    from .job_record import JobRecord
 
 ID_HELP = "the job's id, or a unique prefix of it (as `list` shows)"
 WAITED_FOR = {"pause": "paused, or done", "cancel": "cancelled, or done"}

@@ -38,7 +38,7 @@ from .errors import (
 )
 from .manifest import MANIFEST_NAME, Manifest, find_manifest
 from .publishers import PublisherKey, Signature, load_or_create
-from .records import STATUSES, JobRecord, Page, UsageRow
+from .job_record import STATUSES, JobRecord, Page, UsageRow
 from .registry import ExtensionRef
 from .tenants import TOKEN_ENV, proof_of
 from .validate import check_limits, check_params

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from kombu.exceptions import EncodeError, OperationalError
 
 from ..errors import ConfigError, NotFound, StoreUnavailable
-from ..records import JobRecord
+from ..job_record import JobRecord
 from .context import Fleet
 from ..validate import check_limits, check_params
 from .messages import TASK_NAME, JobMessage

@@ -27,7 +27,7 @@ from ..errors import (
 from ..job import DEFAULT_LIBRARY_ID, InterruptFlag, JobSpec, Limits, Outcome, Status, Usage, needs_fuel
 from ..leases import LeaseKeeper
 from ..manifest import Manifest
-from ..records import TERMINAL, Claim, FinishKind, JobRecord
+from ..job_record import TERMINAL, Claim, FinishKind, JobRecord
 from ..store.base import ProgressUpdate
 from ..store.redis import RedisStore
 from ..tenants import authenticated, proof_of
@@ -335,7 +335,7 @@ class JobExecution:
         """The Celery task's return value: small, readable in Flower; the record has the rest."""
         out: dict[str, Any] = {"job_id": self.job_id, "dispatch": self.msg.dispatch, "status": status}
         if result is not None:
-            from ..records import to_json
+            from ..job_record import to_json
 
             text = to_json(result)
             small = len(text) <= RESULT_IN_SUMMARY_BYTES

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import StoreUnavailable
-from ..records import TERMINAL
+from ..job_record import TERMINAL
 from .context import Fleet
 from .deliveries import BrokerDeliveries, Delivery
 from .dispatch import Dispatcher
