@@ -170,6 +170,15 @@ class ChaosRun:
         )
 
 
+def record_figures(line: str) -> None:
+    """Print a run's figures, and append them to ``$WASMJOB_CHAOS_FIGURES`` when set (repeated runs)."""
+    print("\n" + line)
+    path = os.environ.get("WASMJOB_CHAOS_FIGURES")
+    if path:
+        with open(path, "a") as out:
+            out.write(line + "\n")
+
+
 def rabbitmq_vhost(name: str) -> str | None:
     """A fresh RabbitMQ vhost on 127.0.0.1:5672 (guest may use it); None when RabbitMQ is not there."""
     import shutil

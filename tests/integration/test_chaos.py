@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaos import ChaosRun, start_fleet, stop_fleet
+from chaos import ChaosRun, record_figures, start_fleet, stop_fleet
 from modules import TICKER_WAT
 
 
@@ -17,7 +17,7 @@ def redis_chaos_fleet(_fleet):
 
 
 def check(run: ChaosRun, broker: str) -> None:
-    print("\n" + run.figures(broker))
+    record_figures(run.figures(broker))
     assert not run.lost, run.lost
     assert not run.duplicated, run.duplicated
     assert not run.wrong, run.wrong

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from chaos import ChaosRun, drop_rabbitmq_vhost, rabbitmq_vhost, start_fleet, stop_fleet
+from chaos import ChaosRun, drop_rabbitmq_vhost, rabbitmq_vhost, record_figures, start_fleet, stop_fleet
 from modules import TICKER_WAT, ticker_params, ticker_result
 from test_chaos import check
 
@@ -119,7 +119,7 @@ def test_a_queued_job_whose_message_rabbitmq_lost_is_sent_again_and_completes_on
         event = redispatched()[0]
         assert (event["from_dispatch"], event["dispatch"]) == (1, 2)
         assert event["ts"] - job.record().queued_at >= LOST_AFTER_TTLS * ttl - 0.1, "re-sent before the bound"
-        print(f"\nRabbitMQ: sent again {event['ts'] - removed_at:.2f}s after its message was purged")
+        record_figures(f"rabbitmq lost message: sent again {event['ts'] - removed_at:.2f}s after its purge")
         _until(lambda: _ready(app, unread) == 1, 10, "the new dispatch was not published")
         app.control.add_consumer(unread, reply=True)  # Celery's own tool: the workers read it now
         final = job.wait(30)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from chaos import start_fleet, stop_fleet
+from chaos import record_figures, start_fleet, stop_fleet
 from modules import TICKER_WAT, ticker_params, ticker_result
 
 SPIN = 2_000_000
@@ -85,8 +85,8 @@ def test_jobs_complete_exactly_once_when_the_master_is_killed_and_sentinel_fails
         for job, target in zip(jobs, targets):
             assert job.result() == ticker_result(target, SPIN)
             assert [e["event"] for e in job.events()].count("completed") == 1
-        print(f"\nsentinel failover: new master {failover:.1f}s after SIGKILL, all {len(jobs)} jobs completed "
-              f"once {done:.1f}s after it; runs lost with the master: {sum(r.recoveries for r in records)}")
+        record_figures(f"sentinel failover: new master {failover:.1f}s after SIGKILL, all {len(jobs)} jobs completed "
+                       f"once {done:.1f}s after it; runs lost with the master: {sum(r.recoveries for r in records)}")
         assert not [n for n, w in fleet.workers.items() if not w.alive], "a worker died with the master"
     finally:
         stop_fleet(fleet)
