@@ -200,8 +200,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if not args.wait:
         print(handle.id)
         return 0
-    print(f"job {handle.id}", file=sys.stderr)
-    try:
+    try:  # from the moment its id is out, a Ctrl-C leaves the job running and says so
+        print(f"job {handle.id}", file=sys.stderr)
         rec = _wait_with_bar(handle, args.timeout, quiet=args.quiet)
     except KeyboardInterrupt:
         print(
