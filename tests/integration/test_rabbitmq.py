@@ -140,7 +140,7 @@ def test_the_sweep_sees_which_messages_rabbitmq_workers_hold(rabbit) -> None:
     job = rabbit.client.submit("rabbit-ticker", "tick", ticker_params(LONG, SPIN))
     try:
         rabbit.wait_running(job, timeout=30)
-        held = AmqpDeliveries(rabbit.client.app, timeout=2.0).older_than(None)
+        held = AmqpDeliveries(rabbit.client.app, timeout=2.0).held()
         assert (job.id, 1) in {(d.job_id, d.dispatch) for d in held}, held
     finally:
         job.cancel()

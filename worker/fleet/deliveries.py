@@ -60,7 +60,7 @@ class BrokerDeliveries(Protocol):
     # True: the broker itself gives back a dead consumer's messages (no unclaimed-take check needed)
     redelivers_dead_consumers: bool
 
-    def older_than(self, seconds: float | None) -> list[Delivery]: ...
+    def held(self) -> list[Delivery]: ...
 
     def waiting(self, queues: list[str]) -> dict[str, int]: ...
 
@@ -71,6 +71,8 @@ class UnackedDeliveries:
     """Reads kombu's unacked hash and index, and queue lengths, on the broker's Redis; takes the
     client, both key names and the transport's key prefix."""
 
+    redelivers_dead_consumers = False
+
     def __init__(
         self, client: redis.Redis, *, hash_key: str = "unacked", index_key: str = "unacked_index", key_prefix: str = ""
     ) -> None:
@@ -78,7 +80,6 @@ class UnackedDeliveries:
         self.hash_key = hash_key
         self.index_key = index_key
         self.key_prefix = key_prefix  # the transport's global_keyprefix, which queue lists carry too
-        self.redelivers_dead_consumers = False
         # tag -> parsed delivery (None: not a wasmjob.run message); parsed once, dropped once acked
         self._parsed: dict[str, Delivery | None] = {}
 
@@ -93,12 +94,11 @@ class UnackedDeliveries:
             key_prefix=prefix,
         )
 
-    def older_than(self, seconds: float | None) -> list[Delivery]:
-        """``wasmjob.run`` messages taken more than ``seconds`` ago (None: any time) and not acknowledged yet."""
-        ceiling: float | str = "+inf" if seconds is None else time.time() - seconds
+    def held(self) -> list[Delivery]:
+        """``wasmjob.run`` messages taken and not acknowledged yet, with when each was taken."""
         with translated():
             rows: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
-                self.index_key, "-inf", ceiling, withscores=True
+                self.index_key, "-inf", "+inf", withscores=True
             )
             taken = {as_text(tag): float(score) for tag, score in rows}
             unknown = [t for t in taken if t not in self._parsed]
@@ -148,10 +148,10 @@ class AmqpDeliveries:
         self.app = app
         self.timeout = timeout
 
-    def older_than(self, seconds: float | None) -> list[Delivery]:
-        """``wasmjob.run`` messages the answering workers hold, reserved or running (``seconds`` is
-        ignored: RabbitMQ keeps no time of a take). Reserved is asked first, so a message that
-        starts to run in between is seen in one of the two answers."""
+    def held(self) -> list[Delivery]:
+        """``wasmjob.run`` messages the answering workers hold, reserved or running, dated now
+        (RabbitMQ keeps no time of a take). Reserved is asked first, so a message that starts
+        to run in between is seen in one of the two answers."""
         inspect = self.app.control.inspect(timeout=self.timeout)
         now = time.time()
         held: list[Delivery] = []

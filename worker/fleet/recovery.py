@@ -121,9 +121,9 @@ class Sweeper:
             suspects = self._queued_suspects()
             if self.deliveries.redelivers_dead_consumers:
                 # asking who holds what is a broadcast: only when a job may be lost
-                taken = self.deliveries.older_than(None) if any(empty for _, _, empty in suspects) else []
+                taken = self.deliveries.held() if any(empty for _, _, empty in suspects) else []
             else:
-                taken = self.deliveries.older_than(None)
+                taken = self.deliveries.held()
                 self._redispatch_unclaimed(report, taken)
             self._redispatch_lost(report, suspects, taken)
         for job_id in records.outbox_take():
