@@ -242,6 +242,26 @@ class LocalWorker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def describe(self) -> str:
+        """Each process of the worker's group: its state, what it waits in, and (with py-spy on
+        the PATH or beside this Python) its threads' stacks; for a worker that stalls in a test."""
+        if not self.alive:
+            return f"{self.name}: not running"
+        assert self.proc is not None
+        spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        lines = []
+        for pid in _group_members(self.proc.pid):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                wchan = Path(f"/proc/{pid}/wchan").read_text()
+            except OSError:
+                continue
+            lines.append(f"{self.name} pid {pid} ppid {stat[1]} state {stat[0]} wchan {wchan or '-'}")
+            if spy:
+                dump = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30)
+                lines.append(dump.stdout + dump.stderr)
+        return "\n".join(lines)
+
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the worker's whole process group (main process and pool children)."""
         if self.proc is not None:
@@ -329,3 +349,17 @@ class LocalFlower:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The pids in process group ``pgid``, read from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:
+                members.append(int(entry.name))
+    return sorted(members)

@@ -114,6 +114,19 @@ class FleetUnderTest:
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{w.log_since_start()[-3000:]}" for n, w in self.workers.items())
 
+    def diagnosis(self) -> str:
+        """What a stalled fleet is doing: each worker's processes and stacks, Redis's clients
+        (a consumer's connection shows its last command and how long it has been idle) and
+        the queue lengths."""
+        parts = [w.describe() for w in self.workers.values()]
+        try:
+            redis = self.client.fleet.client
+            parts += [f"client {c.get('name') or '-'} age {c['age']} idle {c['idle']} cmd {c['cmd']}" for c in redis.client_list()]
+            parts += [f"queue {k!r}: {redis.llen(k)}" for k in redis.scan_iter(match=f"{self.settings.queue}*", _type="list")]
+        except Exception as exc:
+            parts.append(f"cannot read Redis: {exc}")
+        return "\n".join(parts)
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
@@ -170,6 +183,7 @@ def fleet(_fleet: FleetUnderTest, request: pytest.FixtureRequest) -> Iterator[Fl
     yield _fleet
     if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
         print(_fleet.logs())
+        print(_fleet.diagnosis())
 
 
 @pytest.fixture
