@@ -119,6 +119,12 @@ class FleetUnderTest:
         (a consumer's connection shows its last command and how long it has been idle) and
         the queue lengths."""
         parts = [w.describe() for w in self.workers.values()]
+        try:  # answered from each worker's event loop: silence means the loop itself is stuck
+            inspect = self.client.app.control.inspect(timeout=2)
+            for name in ("stats", "active", "reserved", "scheduled", "active_queues"):
+                parts.append(f"inspect {name}: {getattr(inspect, name)()}")
+        except Exception as exc:
+            parts.append(f"cannot inspect: {exc}")
         try:
             redis = self.client.fleet.client
             parts += [f"client {c.get('name') or '-'} age {c['age']} idle {c['idle']} cmd {c['cmd']}" for c in redis.client_list()]

@@ -17,9 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from modules import ticker_params, ticker_result
+from modules import SPIN, ticker_params, ticker_result
 
-SPIN = 2_000_000  # about 2 ms per step on an idle core
 DEBUG = bool(os.environ.get("WASMJOB_CHAOS_DEBUG"))
 
 

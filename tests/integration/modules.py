@@ -10,6 +10,7 @@ a run resumed any number of times ends with the same state as an uninterrupted o
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,38 @@ def write_extension(directory: Path, ext_id: str, wat: str, version: str = "1.0.
     (directory / f"{ext_id}.wasm").write_bytes(wasm(wat))
     (directory / "manifest.json").write_text(json.dumps(manifest(ext_id, version, **rate_limits).to_dict()))
     return directory
+
+
+_SPIN_LOOP_WAT = """(module (func (export "spin") (param $i i32)
+  (block $s (loop $sl (br_if $s (i32.eqz (local.get $i))) (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br $sl)))))"""
+
+
+def spin_for(ms: float) -> int:
+    """Iterations of the ticker's spin loop that take about ``ms`` milliseconds on one idle core here.
+
+    Fleet tests reason in steps of a known length (a job must outlast two slices, a backlog
+    must form behind it); a fixed iteration count made those steps 2.5 times shorter on a
+    faster CPU and the tests flaky. The best of a few short timings on the fleet's own
+    (unmetered) engine filters out load; never fewer than a million iterations per ms,
+    the pace the tests were first written at.
+    """
+    from wasmjob.engine import EngineSettings, make_engine
+
+    engine = make_engine(EngineSettings(fuel=False))
+    store = wasmtime.Store(engine)
+    store.set_epoch_deadline(1 << 40)
+    spin = wasmtime.Instance(store, wasmtime.Module(engine, _SPIN_LOOP_WAT), []).exports(store)["spin"]
+    probe = 1_000_000
+    best = float("inf")
+    for _ in range(7):
+        started = time.perf_counter()
+        spin(store, probe)  # type: ignore[operator]
+        best = min(best, time.perf_counter() - started)
+    per_ms = max(probe / (best * 1000), 1_000_000)
+    return min(int(per_ms * ms), 2**31 - 1)
+
+
+SPIN = spin_for(2.0)  # iterations per ticker step: about 2 ms of one idle core
 
 
 def ticker_params(target: int, spin: int = 20000, every: int = 10) -> list[int]:

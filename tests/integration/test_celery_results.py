@@ -12,9 +12,8 @@ import pytest
 from celery import Celery
 from celery.exceptions import TaskRevokedError
 
-from modules import TICKER_WAT, TRAP_WAT, ticker_params, ticker_result
+from modules import SPIN, TICKER_WAT, TRAP_WAT, ticker_params, ticker_result
 
-SPIN = 2_000_000
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from wasmjob.client import JobHandle
-from modules import TICKER_WAT, ticker_params, ticker_result, write_extension
+from modules import SPIN, TICKER_WAT, ticker_params, ticker_result, write_extension
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,8 +48,8 @@ def test_submit_prints_the_id_and_status_json_is_one_object(fleet) -> None:
 
 def test_submit_wait_prints_the_result_json_and_shows_progress_on_stderr(fleet) -> None:
     fleet.register("cliticker", TICKER_WAT)
-    result = wasmjob(fleet, "submit", "cliticker", "tick", "--params", json.dumps(ticker_params(300, 2_000_000)), "--wait")
-    assert json.loads(result.stdout) == ticker_result(300, 2_000_000)
+    result = wasmjob(fleet, "submit", "cliticker", "tick", "--params", json.dumps(ticker_params(300, SLOW)), "--wait")
+    assert json.loads(result.stdout) == ticker_result(300, SLOW)
     assert "100%" in result.stderr
 
 
@@ -83,7 +83,7 @@ def test_errors_are_one_line_and_a_non_zero_exit(fleet, args, message) -> None:
 
 # conventions: id prefixes, 80 columns, pause --wait, logs, exit codes, Ctrl-C ----------
 
-SLOW = 2_000_000  # about 2 ms per tick
+SLOW = SPIN  # about 2 ms per tick
 
 
 def test_ids_are_accepted_by_unique_prefix_and_an_ambiguous_one_is_refused(fleet) -> None:

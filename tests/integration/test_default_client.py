@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from modules import TICKER_WAT, ticker_params, ticker_result
+from modules import SPIN, TICKER_WAT, ticker_params, ticker_result
 
-SPIN = 2_000_000
 
 # Runs in a fresh interpreter: only celery, configured by its defaults plus broker and backend.
 CLIENT = textwrap.dedent(

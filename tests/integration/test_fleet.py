@@ -8,10 +8,9 @@ import uuid
 
 import pytest
 
-from modules import BOMB_WAT, SPIN_WAT, TICKER_WAT, TRAP_WAT, ticker_params, ticker_result, unique
+from modules import SPIN, BOMB_WAT, SPIN_WAT, TICKER_WAT, TRAP_WAT, ticker_params, ticker_result, unique
 from wasmjob.errors import InvalidTransition, UnknownJob
 
-SPIN = 2_000_000  # about 2 ms per step
 
 
 @pytest.fixture(scope="module")

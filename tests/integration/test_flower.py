@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from modules import TICKER_WAT, TRAP_WAT, ticker_params
+from modules import SPIN, TICKER_WAT, TRAP_WAT, ticker_params
 from harness.procs import LocalFlower
 
-SPIN = 2_000_000
 
 
 def get_json(url: str) -> Any:

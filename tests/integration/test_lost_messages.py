@@ -7,9 +7,8 @@ import time
 
 import pytest
 
-from modules import TICKER_WAT, ticker_params, ticker_result
+from modules import SPIN, TICKER_WAT, ticker_params, ticker_result
 
-SPIN = 2_000_000
 UNREAD = "reliability-unread"  # a queue no worker reads
 
 

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modules import TICKER_WAT, TRAP_WAT, ticker_params
+from modules import SPIN, TICKER_WAT, TRAP_WAT, ticker_params
 from harness.procs import free_port
 
 TENANT = "22222222-3333-4444-5555-666666666666"
@@ -45,7 +45,7 @@ def test_metrics_count_runs_usage_and_process_counters_and_are_served(fleet, tmp
     env = {**os.environ, **fleet.env}
     before = samples(subprocess.run([sys.executable, "-m", "wasmjob.cli", "metrics"], env=env, capture_output=True, text=True, check=True).stdout)
 
-    sliced = fleet.client.submit("metricticker", "tick", ticker_params(600, 2_000_000), tenant=TENANT, limits={"slice_seconds": 0.3})
+    sliced = fleet.client.submit("metricticker", "tick", ticker_params(600, SPIN), tenant=TENANT, limits={"slice_seconds": 0.3})
     failed = fleet.client.submit("metrictrap", "tick", tenant=TENANT)
     assert sliced.wait(40).status == "completed" and failed.wait(20).status == "failed"
     rec = sliced.record()

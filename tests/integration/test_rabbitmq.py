@@ -9,10 +9,9 @@ import time
 import pytest
 
 from chaos import ChaosRun, drop_rabbitmq_vhost, rabbitmq_vhost, record_figures, start_fleet, stop_fleet
-from modules import TICKER_WAT, ticker_params, ticker_result
+from modules import SPIN, TICKER_WAT, ticker_params, ticker_result
 from test_chaos import check
 
-SPIN = 2_000_000
 LONG = 2000  # steps: seconds of work, so the backlog forms behind it
 
 

@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from modules import NOCHECK_WAT, TICKER_WAT, ticker_params, ticker_result
+from modules import SPIN, NOCHECK_WAT, TICKER_WAT, ticker_params, ticker_result
 
-SPIN = 2_000_000  # 1 to 2 ms per step, depending on the CPU and the load
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from modules import TICKER_WAT, ticker_params, ticker_result
+from modules import SPIN, TICKER_WAT, ticker_params, ticker_result
 
-SPIN = 2_000_000  # about 2 ms per step on an idle core
 STEPS = 600
 WIDE = "outage-wide"
 

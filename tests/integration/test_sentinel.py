@@ -12,9 +12,8 @@ import time
 import pytest
 
 from chaos import record_figures, start_fleet, stop_fleet
-from modules import TICKER_WAT, ticker_params, ticker_result
+from modules import SPIN, TICKER_WAT, ticker_params, ticker_result
 
-SPIN = 2_000_000
 
 
 def _until(check, timeout: float, what: str) -> None:

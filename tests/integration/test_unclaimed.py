@@ -11,9 +11,8 @@ import time
 
 import pytest
 
-from modules import TICKER_WAT, ticker_params, ticker_result
+from modules import SPIN, TICKER_WAT, ticker_params, ticker_result
 
-SPIN = 2_000_000
 PARKED = "reliability-parked"
 
 # A bare kombu consumer on the fleet's broker: takes one message of PARKED without acking
