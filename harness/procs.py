@@ -250,9 +250,8 @@ class LocalWorker:
         assert self.proc is not None
         spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
         lines = []
-        for pid in _group_members(self.proc.pid):
+        for pid, stat in _group_members(self.proc.pid).items():
             try:
-                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 wchan = Path(f"/proc/{pid}/wchan").read_text()
             except OSError:
                 continue
@@ -351,9 +350,10 @@ class LocalFlower:
         self.stop()
 
 
-def _group_members(pgid: int) -> list[int]:
-    """The pids in process group ``pgid``, read from /proc."""
-    members = []
+def _group_members(pgid: int) -> dict[int, list[str]]:
+    """The processes in group ``pgid`` by pid, each with its /proc stat fields after the
+    command name (state, ppid, pgrp, ...)."""
+    members = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -361,5 +361,5 @@ def _group_members(pgid: int) -> list[int]:
             except OSError:
                 continue
             if int(fields[2]) == pgid:
-                members.append(int(entry.name))
-    return sorted(members)
+                members[int(entry.name)] = fields
+    return dict(sorted(members.items()))

@@ -97,9 +97,7 @@ class UnackedDeliveries:
     def held(self) -> list[Delivery]:
         """``wasmjob.run`` messages taken and not acknowledged yet, with when each was taken."""
         with translated():
-            rows: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
-                self.index_key, "-inf", "+inf", withscores=True
-            )
+            rows: list[tuple[bytes, float]] = self.client.zrange(self.index_key, 0, -1, withscores=True)  # type: ignore[assignment]
             taken = {as_text(tag): float(score) for tag, score in rows}
             unknown = [t for t in taken if t not in self._parsed]
             payloads: list[Any] = list(self.client.hmget(self.hash_key, unknown)) if unknown else []
