@@ -48,8 +48,8 @@ def test_submit_prints_the_id_and_status_json_is_one_object(fleet) -> None:
 
 def test_submit_wait_prints_the_result_json_and_shows_progress_on_stderr(fleet) -> None:
     fleet.register("cliticker", TICKER_WAT)
-    result = wasmjob(fleet, "submit", "cliticker", "tick", "--params", json.dumps(ticker_params(300, SLOW)), "--wait")
-    assert json.loads(result.stdout) == ticker_result(300, SLOW)
+    result = wasmjob(fleet, "submit", "cliticker", "tick", "--params", json.dumps(ticker_params(300, SPIN)), "--wait")
+    assert json.loads(result.stdout) == ticker_result(300, SPIN)
     assert "100%" in result.stderr
 
 
@@ -82,8 +82,6 @@ def test_errors_are_one_line_and_a_non_zero_exit(fleet, args, message) -> None:
 
 
 # conventions: id prefixes, 80 columns, pause --wait, logs, exit codes, Ctrl-C ----------
-
-SLOW = SPIN  # about 2 ms per tick
 
 
 def test_ids_are_accepted_by_unique_prefix_and_an_ambiguous_one_is_refused(fleet) -> None:
@@ -124,7 +122,7 @@ def test_list_fits_80_columns_with_ids_that_commands_accept(fleet) -> None:
 
 def test_pause_says_what_was_requested_and_wait_reports_it_landed(fleet) -> None:
     fleet.register("cliticker", TICKER_WAT)
-    job = fleet.client.submit("cliticker", "tick", ticker_params(3000, SLOW))
+    job = fleet.client.submit("cliticker", "tick", ticker_params(3000, SPIN))
     fleet.wait_running(job)
     out = wasmjob(fleet, "pause", job.id, "--wait", "--timeout", "20").stdout
     assert f"pause requested: job {job.id} is running" in out
@@ -139,7 +137,7 @@ def test_pause_says_what_was_requested_and_wait_reports_it_landed(fleet) -> None
 
 def test_a_first_run_shows_no_measurement_instead_of_zeros(fleet) -> None:
     fleet.register("cliticker", TICKER_WAT)
-    job = fleet.client.submit("cliticker", "tick", ticker_params(3000, SLOW))
+    job = fleet.client.submit("cliticker", "tick", ticker_params(3000, SPIN))
     fleet.wait_running(job)
     status = wasmjob(fleet, "status", job.id).stdout
     assert "measured when a run ends" in status and "0 / 0.00s" not in status
@@ -148,7 +146,7 @@ def test_a_first_run_shows_no_measurement_instead_of_zeros(fleet) -> None:
 
 def test_logs_json_and_follow_until_the_job_is_done(fleet) -> None:
     fleet.register("cliticker", TICKER_WAT)
-    job = fleet.client.submit("cliticker", "tick", ticker_params(600, SLOW))
+    job = fleet.client.submit("cliticker", "tick", ticker_params(600, SPIN))
     fleet.wait_running(job)  # its record exists
     follow = wasmjob(fleet, "logs", job.id, "--follow", "--json")  # returns once the job is done
     assert fleet.client.job(job.id).record().done
@@ -166,7 +164,7 @@ def test_ctrl_c_during_submit_wait_says_the_job_goes_on_and_how_to_pause_it(flee
     env = {**os.environ, **fleet.env, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "wasmjob.cli", "submit", "cliticker", "tick", "--params",
-         json.dumps(ticker_params(3000, SLOW)), "--wait"],
+         json.dumps(ticker_params(3000, SPIN)), "--wait"],
         env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         # a terminal's Ctrl-C: a suite started in the background (`cmd &`) passes SIGINT on ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
