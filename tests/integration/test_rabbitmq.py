@@ -136,13 +136,17 @@ def test_a_queued_job_whose_message_rabbitmq_lost_is_sent_again_and_completes_on
 def test_the_sweep_sees_which_messages_rabbitmq_workers_hold(rabbit) -> None:
     from wasmjob.fleet.deliveries import AmqpDeliveries
 
-    job = rabbit.client.submit("rabbit-ticker", "tick", ticker_params(LONG, SPIN))
+    # ten times LONG: it must still run when the second ask (after the first's 2 s) is answered,
+    # whatever this machine's speed; it is cancelled, never waited for
+    job = rabbit.client.submit("rabbit-ticker", "tick", ticker_params(10 * LONG, SPIN))
     try:
         rabbit.wait_running(job, timeout=30)
         held = AmqpDeliveries(rabbit.client.app, timeout=2.0).held()
-        assert (job.id, 1) in {(d.job_id, d.dispatch) for d in held}, held
+        seen = {(d.job_id, d.dispatch) for d in held}
+        record = job.record()
     finally:
         job.cancel()
+    assert (job.id, 1) in seen, (held, record)
     assert job.wait(30).status == "cancelled"
 
 
