@@ -240,6 +240,7 @@ def spin_for(ms: float) -> int:
 
 
 SPIN = spin_for(2.0)  # iterations per ticker step: about 2 ms of one idle core
+ENDLESS = 100_000  # ticker steps for a job a test pauses or cancels: minutes, never waited out
 
 
 def ticker_params(target: int, spin: int = 20000, every: int = 10) -> list[int]:

@@ -12,7 +12,7 @@ import pytest
 from celery import Celery
 from celery.exceptions import TaskRevokedError
 
-from modules import SPIN, TICKER_WAT, TRAP_WAT, ticker_params, ticker_result
+from modules import ENDLESS, SPIN, TICKER_WAT, TRAP_WAT, ticker_params, ticker_result
 
 
 
@@ -54,7 +54,7 @@ def test_a_failed_job_raises_its_reason_and_a_cancelled_one_raises_revoked(fleet
     assert type(info.value).__name__ == "JobFailed" and failed.id in str(info.value)
     assert plain.AsyncResult(failed.id).state == "FAILURE"
 
-    cancelled = fleet.client.submit("resticker", "tick", ticker_params(100_000, SPIN))
+    cancelled = fleet.client.submit("resticker", "tick", ticker_params(ENDLESS, SPIN))
     fleet.wait_running(cancelled)
     cancelled.cancel()
     with pytest.raises(TaskRevokedError, match="cancelled"):
@@ -73,12 +73,12 @@ def test_revoke_cancels_the_job_with_or_without_terminate_and_never_kills_a_run(
     pids = {n: w.proc.pid for n, w in fleet.workers.items()}
     usage_before = {(u.extension, u.tenant): u for u in fleet.client.usage()}
 
-    first = fleet.client.submit("resticker", "tick", ticker_params(100_000, SPIN))
+    first = fleet.client.submit("resticker", "tick", ticker_params(ENDLESS, SPIN))
     rec = fleet.wait_running(first, min_checkpoints=3)
     plain.control.revoke(first.id)  # the first task id, no terminate
     _cancelled_and_kept(fleet, first, rec.checkpoints)
 
-    sliced = fleet.client.submit("resticker", "tick", ticker_params(100_000, SPIN), limits={"slice_seconds": 0.3})
+    sliced = fleet.client.submit("resticker", "tick", ticker_params(ENDLESS, SPIN), limits={"slice_seconds": 0.3})
     deadline = time.monotonic() + 20
     while (rec := sliced.record()).dispatch < 3 or rec.status != "running" or not rec.checkpoints:
         assert time.monotonic() < deadline, rec

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from wasmjob.client import JobHandle
-from modules import SPIN, TICKER_WAT, ticker_params, ticker_result, write_extension
+from modules import ENDLESS, SPIN, TICKER_WAT, ticker_params, ticker_result, write_extension
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -122,7 +122,7 @@ def test_list_fits_80_columns_with_ids_that_commands_accept(fleet) -> None:
 
 def test_pause_says_what_was_requested_and_wait_reports_it_landed(fleet) -> None:
     fleet.register("cliticker", TICKER_WAT)
-    job = fleet.client.submit("cliticker", "tick", ticker_params(3000, SPIN))
+    job = fleet.client.submit("cliticker", "tick", ticker_params(ENDLESS, SPIN))
     fleet.wait_running(job)
     out = wasmjob(fleet, "pause", job.id, "--wait", "--timeout", "20").stdout
     assert f"pause requested: job {job.id} is running" in out
@@ -137,7 +137,7 @@ def test_pause_says_what_was_requested_and_wait_reports_it_landed(fleet) -> None
 
 def test_a_first_run_shows_no_measurement_instead_of_zeros(fleet) -> None:
     fleet.register("cliticker", TICKER_WAT)
-    job = fleet.client.submit("cliticker", "tick", ticker_params(3000, SPIN))
+    job = fleet.client.submit("cliticker", "tick", ticker_params(ENDLESS, SPIN))
     fleet.wait_running(job)
     status = wasmjob(fleet, "status", job.id).stdout
     assert "measured when a run ends" in status and "0 / 0.00s" not in status
@@ -164,7 +164,7 @@ def test_ctrl_c_during_submit_wait_says_the_job_goes_on_and_how_to_pause_it(flee
     env = {**os.environ, **fleet.env, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "wasmjob.cli", "submit", "cliticker", "tick", "--params",
-         json.dumps(ticker_params(3000, SPIN)), "--wait"],
+         json.dumps(ticker_params(ENDLESS, SPIN)), "--wait"],
         env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         # a terminal's Ctrl-C: a suite started in the background (`cmd &`) passes SIGINT on ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from modules import SPIN, TICKER_WAT, ticker_params, ticker_result
+from modules import ENDLESS, SPIN, TICKER_WAT, ticker_params, ticker_result
 
 
 # Runs in a fresh interpreter: only celery, configured by its defaults plus broker and backend.
@@ -58,7 +58,7 @@ def test_a_default_celery_client_submits_at_any_priority_pings_inspects_and_revo
     done = subprocess.run(
         [
             sys.executable, "-c", CLIENT, fleet.redis.url, fleet.settings.queue,
-            json.dumps(ticker_params(40, SPIN)), json.dumps(ticker_params(100_000, SPIN)), revoked_id,
+            json.dumps(ticker_params(40, SPIN)), json.dumps(ticker_params(ENDLESS, SPIN)), revoked_id,
         ],
         capture_output=True, text=True, env=env, timeout=80, cwd=fleet.tmp,
     )

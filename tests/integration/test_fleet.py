@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from modules import SPIN, BOMB_WAT, SPIN_WAT, TICKER_WAT, TRAP_WAT, ticker_params, ticker_result, unique
+from modules import ENDLESS, SPIN, BOMB_WAT, SPIN_WAT, TICKER_WAT, TRAP_WAT, ticker_params, ticker_result, unique
 from wasmjob.errors import InvalidTransition, UnknownJob
 
 
@@ -79,7 +79,7 @@ def test_a_paused_job_checkpoints_stops_and_resumes_from_its_checkpoint(fleet, t
 
 @pytest.mark.timeout(60)
 def test_a_cancelled_job_stops_and_never_runs_again(fleet, ticker) -> None:
-    job = fleet.client.submit("ticker", "tick", ticker_params(3000, SPIN))
+    job = fleet.client.submit("ticker", "tick", ticker_params(ENDLESS, SPIN))
     fleet.wait_running(job)
     job.cancel()
     rec = job.wait(10)
@@ -89,7 +89,7 @@ def test_a_cancelled_job_stops_and_never_runs_again(fleet, ticker) -> None:
         job.resume()
     _assert_nothing_will_run_it(fleet, job)
     assert job.record().checkpoints == stopped
-    paused = fleet.client.submit("ticker", "tick", ticker_params(3000, SPIN))
+    paused = fleet.client.submit("ticker", "tick", ticker_params(ENDLESS, SPIN))
     paused.pause()
     paused.wait(10, until=("paused",))
     assert paused.cancel() == "cancelled"

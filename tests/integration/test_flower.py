@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from modules import SPIN, TICKER_WAT, TRAP_WAT, ticker_params
+from modules import ENDLESS, SPIN, TICKER_WAT, TRAP_WAT, ticker_params
 from harness.procs import LocalFlower
 
 
@@ -87,8 +87,8 @@ def test_flower_names_jobs_links_slices_and_shows_each_outcome_as_its_celery_sta
     assert "trap: unreachable" in task["exception"] and task["state"] == "FAILURE"
 
     # two long jobs, one for each worker: one paused, one terminated from Flower
-    paused = fleet.client.submit("ticker", "tick", ticker_params(100_000, SPIN))
-    cancelled = fleet.client.submit("ticker", "tick", ticker_params(100_000, SPIN))
+    paused = fleet.client.submit("ticker", "tick", ticker_params(ENDLESS, SPIN))
+    cancelled = fleet.client.submit("ticker", "tick", ticker_params(ENDLESS, SPIN))
 
     fleet.wait_running(paused)
     paused.pause()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from modules import SPIN, TICKER_WAT, ticker_params, ticker_result
+from modules import ENDLESS, SPIN, TICKER_WAT, ticker_params, ticker_result
 
 UNREAD = "reliability-unread"  # a queue no worker reads
 
@@ -61,7 +61,7 @@ def test_a_queued_job_whose_message_was_removed_is_sent_again_and_completes_once
 @pytest.mark.timeout(90)
 def test_a_backlog_waiting_past_the_bound_is_never_sent_again(fleet, ticker) -> None:
     client, records, redis = fleet.client, fleet.client.fleet.records, fleet.client.fleet.client
-    blockers = [client.submit("ticker-lost", "tick", ticker_params(100_000, SPIN)) for _ in fleet.workers]
+    blockers = [client.submit("ticker-lost", "tick", ticker_params(ENDLESS, SPIN)) for _ in fleet.workers]
     for b in blockers:
         fleet.wait_running(b)
     backlog = [client.submit("ticker-lost", "tick", ticker_params(20, SPIN)) for _ in range(6)]
