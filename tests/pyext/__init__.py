@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -43,8 +44,7 @@ def build_scaffold(base: Path) -> Path:
     done = base / f"pyscaffold-{key}"
     if (done / "pyscaffold.wasm").is_file():
         return done
-    work = base / f"pyscaffold-{key}.tmp"
-    shutil.rmtree(work, ignore_errors=True)
+    work = _scratch(done)
     scaffold("pyscaffold", "python", work)
     shutil.copy(HOSTILE, work / "hostile.py")
     with (work / "app.py").open("a", encoding="utf-8") as fh:
@@ -56,8 +56,7 @@ def build_scaffold(base: Path) -> Path:
     manifest["permissions"]["rate_limits"]["concurrent_jobs"] = 0
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
     build_extension(work)
-    work.rename(done)
-    return done
+    return _publish(work, done)
 
 
 def build_example(base: Path, name: str = "textstats") -> Path:
@@ -69,9 +68,26 @@ def build_example(base: Path, name: str = "textstats") -> Path:
     done = base / f"{name}-{key}"
     if any(done.glob("*.wasm")):
         return done
-    work = base / f"{name}-{key}.tmp"
-    shutil.rmtree(work, ignore_errors=True)
+    work = _scratch(done)
     shutil.copytree(src, work, ignore=shutil.ignore_patterns("*.wasm", "__pycache__", ".wasmjob"))
     build_extension(work)
-    work.rename(done)
+    return _publish(work, done)
+
+
+def _scratch(done: Path) -> Path:
+    """This process's own build directory beside ``done``: two suites that share the base (two
+    checkouts tested at once) must not build in, or delete, each other's directory."""
+    work = done.with_name(f"{done.name}.{os.getpid()}.tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    return work
+
+
+def _publish(work: Path, done: Path) -> Path:
+    """Rename the finished build to ``done``; if another process got there first, keep its copy."""
+    try:
+        work.rename(done)
+    except OSError:
+        if not done.is_dir():
+            raise
+        shutil.rmtree(work, ignore_errors=True)
     return done
