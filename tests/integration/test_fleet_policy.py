@@ -80,20 +80,28 @@ def _ticker_with(functions: int, tag: str) -> bytes:
 
 
 def _functions_compiling_for(seconds: float) -> int:
-    """How many empty functions the ticker needs to compile for about ``seconds`` on this machine now."""
+    """How many empty functions the ticker needs to compile for about ``seconds`` on this machine.
+
+    The best of three probe compiles: one probe taken while the machine was busy (another suite
+    beside this one) made the module five times too small once the load had passed.
+    """
     from wasmjob.engine import EngineSettings, make_engine
 
     probe = 5_000
     engine = make_engine(EngineSettings())
-    started = time.monotonic()
-    wasmtime.Module(engine, _ticker_with(probe, "probe"))
-    took = max(time.monotonic() - started, 1e-3)
+    took = float("inf")
+    for attempt in range(3):
+        module = _ticker_with(probe, f"probe{attempt}")
+        started = time.monotonic()
+        wasmtime.Module(engine, module)
+        took = min(took, max(time.monotonic() - started, 1e-3))
     return min(MAX_SLOW_FUNCTIONS, max(probe, int(probe * seconds / took)))
 
 
 def test_a_module_compiling_for_several_lease_ttls_runs_once_on_one_worker(policy_fleet: Any) -> None:
     client = policy_fleet.client
-    slow = _ticker_with(_functions_compiling_for(COMPILE_TTLS * LEASE_TTL), "slowcompile")
+    functions = _functions_compiling_for(COMPILE_TTLS * LEASE_TTL)
+    slow = _ticker_with(functions, "slowcompile")
     client.add_module(slow, manifest("slowcompile"))
     started = time.monotonic()
     rec = client.submit("slowcompile", "tick", ticker_params(20)).wait(60)
@@ -109,4 +117,4 @@ def test_a_module_compiling_for_several_lease_ttls_runs_once_on_one_worker(polic
     compile_seconds = float(metrics[b"compile_seconds"])
     assert int(metrics[b"compiles"]) == 1, metrics  # compiled once, by the one worker that ran it
     print(f"{len(slow)} bytes compiled once in {compile_seconds:.1f}s = {compile_seconds / LEASE_TTL:.1f} lease TTLs; job took {took:.1f}s")
-    assert compile_seconds > 2 * LEASE_TTL, "the module compiled too fast to test a slow compile"
+    assert compile_seconds > 2 * LEASE_TTL, f"{functions} functions compiled too fast to test a slow compile"
