@@ -1,4 +1,4 @@
-"""kombu's Redis transports, with one reconnect bug worked around.
+"""kombu's Redis transports, with a reconnect bug and a hang worked around.
 
 When a worker loses Redis, Celery collects the broker connection (kombu sets the
 transport's ``client`` to None) and then closes it. Closing the channel restores
@@ -10,17 +10,41 @@ error, and the worker exits (kombu 5.7.0, the newest release, still does this).
 Here each channel remembers the connection it was opened with and builds its pool
 from that when the transport has already let go of it; the messages are restored
 (or, while Redis is still down, left in kombu's ``unacked`` hash) and the worker
-reconnects. Use with ``broker_transport`` (``celeryconfig.py`` sets it for Redis
-brokers).
+reconnects.
+
+And one hang: kombu reads the fan-out (pub/sub) connection, which carries Celery's
+broadcasts (ping, inspect, revoke), whenever its poller wakes it for that socket, and
+redis-py 8 reads pub/sub with no timeout at all. Woken with nothing to read, a worker's
+event loop waited there for good: it answered no ping and took no job, and its log said
+nothing. Here that read returns at once when nothing is there, and otherwise waits at
+most the transport's ``socket_timeout``, after which Celery reconnects as on any broker
+error. Use with ``broker_transport`` (``celeryconfig.py`` sets it for Redis brokers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
+
+DEFAULT_READ_TIMEOUT = 10.0  # seconds, where the transport sets no socket_timeout
+
+
+class BoundedPubSub(redis.client.PubSub):
+    """redis-py's pub/sub, except that a blocking read never waits without end (see above)."""
+
+    def parse_response(self, block: bool = True, timeout: float = 0) -> Any:
+        if not block:
+            return super().parse_response(block=False, timeout=timeout)
+        conn = self.connection
+        if conn is not None and not conn.can_read(timeout=0):
+            return None  # woken with nothing to read
+        limit = self.connection_pool.connection_kwargs.get("socket_timeout") or DEFAULT_READ_TIMEOUT
+        return super().parse_response(block=False, timeout=limit)
 
 
 class _RemembersItsConnection:
@@ -48,9 +72,19 @@ class _RemembersItsConnection:
         with self._client_info():
             return super()._get_pool(asynchronous)  # type: ignore[misc]
 
+    @cached_property
+    def subclient(self) -> Any:
+        """The fan-out connection, as kombu makes it, reading through :class:`BoundedPubSub`."""
+        client = self._create_client(asynchronous=True)  # type: ignore[attr-defined]
+        pubsub = client.pubsub()
+        if type(pubsub) is redis.client.PubSub:  # kombu's key-prefixing pub/sub keeps its own reads
+            pubsub.__class__ = BoundedPubSub
+        return pubsub
+
 
 class Channel(_RemembersItsConnection, kombu_redis.Channel):
-    """kombu's Redis channel that survives being closed after its transport was collected."""
+    """kombu's Redis channel that survives being closed after its transport was collected
+    and whose fan-out reads never wait without end."""
 
 
 class SentinelChannel(_RemembersItsConnection, kombu_redis.SentinelChannel):
