@@ -256,6 +256,7 @@ class LocalWorker:
             except OSError:
                 continue
             lines.append(f"{self.name} pid {pid} ppid {stat[1]} state {stat[0]} wchan {wchan or '-'}")
+            lines.append(f"  main thread in {_blocked_on(pid)}")
             if spy:
                 dump = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30)
                 lines.append(dump.stdout + dump.stderr)
@@ -363,3 +364,38 @@ def _group_members(pgid: int) -> dict[int, list[str]]:
             if int(fields[2]) == pgid:
                 members[int(entry.name)] = fields
     return dict(sorted(members.items()))
+
+
+def _blocked_on(pid: int) -> str:
+    """The system call a process's main thread is in and, for a call on a socket, the socket's
+    two ends (to match with Redis's CLIENT LIST): which connection a stalled read waits on."""
+    try:
+        call = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError as exc:
+        return f"? ({exc.strerror})"
+    if len(call) < 2 or not call[0].isdigit():
+        return " ".join(call) or "?"
+    fd = int(call[1], 16)
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return f"syscall {call[0]}"
+    return f"syscall {call[0]} on fd {fd} = {target}{_tcp_ends(pid, target)}"
+
+
+def _tcp_ends(pid: int, target: str) -> str:
+    if not target.startswith("socket:["):
+        return ""
+    inode = target[len("socket:["):-1]
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 9 and fields[9] == inode:
+            return f" {_hex_endpoint(fields[1])} -> {_hex_endpoint(fields[2])}"
+    return ""
+
+
+def _hex_endpoint(text: str) -> str:
+    """``0100007F:1F90`` (as /proc/net/tcp writes IPv4 ends) -> ``127.0.0.1:8080``."""
+    address, port = text.split(":")
+    octets = bytes.fromhex(address)[::-1]
+    return f"{'.'.join(str(b) for b in octets)}:{int(port, 16)}"
