@@ -23,6 +23,25 @@ def _until(check, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def _topology(old: int, new: int, sentinels) -> str:
+    """What each Redis says it is and holds, and which master each sentinel names."""
+    import redis
+
+    lines = []
+    for name, port in (("old master", old), ("new master", new)):
+        client = redis.Redis(port=port, socket_timeout=2)
+        try:
+            info = client.info("replication")
+            lines.append(f"{name} :{port}: role {info.get('role')} link {info.get('master_link_status', '-')} "
+                         f"replicas {info.get('connected_slaves', 0)} keys {client.dbsize()}")
+        except redis.exceptions.RedisError as exc:
+            lines.append(f"{name} :{port}: {exc}")
+        finally:
+            client.close()
+    lines += [f"sentinel :{s.port} names :{s.master_port_now()}" for s in sentinels]
+    return "\n".join(lines)
+
+
 @pytest.fixture(scope="module")
 def sentinel_set(_fleet):
     import redis
@@ -69,6 +88,9 @@ def test_jobs_complete_exactly_once_when_the_master_is_killed_and_sentinel_fails
         master.proc.wait()
         _until(lambda: sentinels[0].master_port_now() == replica.port, 60, "a failover")
         failover = time.monotonic() - killed
+        # every sentinel names the new master before the old one comes back: one that still named
+        # the old master could send clients to it, a replica that serves its data only once synced
+        _until(lambda: all(s.master_port_now() == replica.port for s in sentinels), 60, "the sentinels to agree")
         # the old master comes back and becomes the new master's replica (checkpoints wait for one)
         old = LocalRedis(master.data_dir, port=master.port, extra_args=["--replicaof", "127.0.0.1", str(replica.port)])
         master.proc = old.start().proc
@@ -77,6 +99,7 @@ def test_jobs_complete_exactly_once_when_the_master_is_killed_and_sentinel_fails
         except Exception:  # what each job and worker went through, for a failover that stalls
             for job in jobs:
                 print(job.id, job.record(), [(e["event"], e.get("dispatch")) for e in job.events()])
+            print(_topology(master.port, replica.port, sentinels))
             print(fleet.logs())
             raise
         done = time.monotonic() - killed
