@@ -1,4 +1,4 @@
-"""kombu's Redis transports, with a reconnect bug and a hang worked around.
+"""kombu's Redis transports, with two reconnect bugs and a hang worked around.
 
 When a worker loses Redis, Celery collects the broker connection (kombu sets the
 transport's ``client`` to None) and then closes it. Closing the channel restores
@@ -10,7 +10,9 @@ error, and the worker exits (kombu 5.7.0, the newest release, still does this).
 Here each channel remembers the connection it was opened with and builds its pool
 from that when the transport has already let go of it; the messages are restored
 (or, while Redis is still down, left in kombu's ``unacked`` hash) and the worker
-reconnects.
+reconnects. A channel closed under a producer that still holds it (a lost connection
+closes the pooled producers' channels) raised ``AttributeError`` on its next publish,
+which nothing retries; here it is a connection error, so kombu's retry opens a new one.
 
 And one hang: kombu reads the fan-out (pub/sub) connection, which carries Celery's
 broadcasts (ping, inspect, revoke), whenever its poller wakes it for that socket, and
@@ -59,6 +61,8 @@ class _RemembersItsConnection:
     @contextmanager
     def _client_info(self) -> Iterator[None]:
         transport = self.connection
+        if transport is None:  # closed under its user (a producer's, by a lost connection): reconnect
+            raise redis.exceptions.ConnectionError("this broker channel was closed")
         if transport.client is not None or self._opened_with is None:
             yield
             return

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from kombu import Connection
 
 from wasmjob.broker_config import redis_transport
@@ -62,3 +63,21 @@ def test_a_wakeup_with_nothing_to_read_returns_and_a_message_is_still_read(chann
     assert channel.subclient.connection.can_read(timeout=SOCKET_TIMEOUT)
     message = channel.subclient.parse_response()
     assert message == [b"message", channel.test_topic.encode(), b"hello"], message
+
+
+def test_a_producer_whose_channel_was_closed_under_it_reconnects_and_publishes(redis_server: Any) -> None:
+    """A lost connection closes the channels of pooled producers; the sweeper's next re-dispatch
+    went through such a channel and kombu raised ``AttributeError`` (its closed channel has no
+    transport), which failed the job. Ours raises a connection error, so kombu's retry revives it."""
+    conn = Connection(redis_server.url, transport=redis_transport.REDIS)
+    queue = f"wasmjob-test-closed-{uuid.uuid4().hex[:8]}"
+    try:
+        producer = conn.Producer()
+        producer.channel.close()
+        with pytest.raises(redis.exceptions.ConnectionError, match="closed"):
+            producer.publish({"n": 1}, routing_key=queue, retry=False)
+        producer.publish({"n": 2}, routing_key=queue, retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.1})
+        assert conn.default_channel.client.llen(queue) == 1
+    finally:
+        conn.default_channel.client.delete(queue)
+        conn.release()
