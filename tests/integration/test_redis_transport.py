@@ -23,17 +23,18 @@ SOCKET_TIMEOUT = 30  # seconds: far above what a read may take when nothing is t
 
 
 @pytest.fixture
-def channel(redis_server: Any) -> Iterator[Any]:
-    """A channel of our transport whose fan-out connection is subscribed to one Redis channel."""
+def channel(redis_server: Any) -> Iterator[tuple[Any, str]]:
+    """A channel of our transport whose fan-out connection is subscribed to one Redis channel,
+    and that Redis channel's name."""
     conn = Connection(redis_server.url, transport=redis_transport.REDIS,
                       transport_options={"socket_timeout": SOCKET_TIMEOUT})
     chan = conn.channel()
-    chan.test_topic = f"wasmjob-test-fanout-{uuid.uuid4().hex[:8]}"
+    topic = f"wasmjob-test-fanout-{uuid.uuid4().hex[:8]}"
     try:
-        chan.subclient.subscribe(chan.test_topic)
+        chan.subclient.subscribe(topic)
         confirmed = chan.subclient.parse_response(block=False, timeout=SOCKET_TIMEOUT)
         assert confirmed is not None and confirmed[0] == b"subscribe", confirmed
-        yield chan
+        yield chan, topic
     finally:
         chan.close()
         conn.release()
@@ -49,20 +50,22 @@ def _returns(call: Any, within: float) -> list[Any]:
 
 
 def test_the_fanout_connection_reads_through_the_bounded_pubsub(channel) -> None:
-    assert isinstance(channel, redis_transport.Channel)
-    assert type(channel.subclient) is redis_transport.BoundedPubSub
+    chan, _ = channel
+    assert isinstance(chan, redis_transport.Channel)
+    assert type(chan.subclient) is redis_transport.BoundedPubSub
 
 
 def test_a_wakeup_with_nothing_to_read_returns_and_a_message_is_still_read(channel) -> None:
-    assert not channel.subclient.connection.can_read(timeout=0)
+    chan, topic = channel
+    assert not chan.subclient.connection.can_read(timeout=0)
     # kombu's own LISTEN handler, as its poller calls it; on kombu's channel it never returns here
-    assert _returns(channel._receive, within=SOCKET_TIMEOUT / 2) == [False], "the event loop would hang"
+    assert _returns(chan._receive, within=SOCKET_TIMEOUT / 2) == [False], "the event loop would hang"
     # a blocking read, as kombu makes it, still returns what arrives
-    with channel.conn_or_acquire() as client:
-        assert client.publish(channel.test_topic, b"hello") == 1
-    assert channel.subclient.connection.can_read(timeout=SOCKET_TIMEOUT)
-    message = channel.subclient.parse_response()
-    assert message == [b"message", channel.test_topic.encode(), b"hello"], message
+    with chan.conn_or_acquire() as client:
+        assert client.publish(topic, b"hello") == 1
+    assert chan.subclient.connection.can_read(timeout=SOCKET_TIMEOUT)
+    message = chan.subclient.parse_response()
+    assert message == [b"message", topic.encode(), b"hello"], message
 
 
 def test_a_producer_whose_channel_was_closed_under_it_reconnects_and_publishes(redis_server: Any) -> None:
@@ -76,7 +79,8 @@ def test_a_producer_whose_channel_was_closed_under_it_reconnects_and_publishes(r
         producer.channel.close()
         with pytest.raises(redis.exceptions.ConnectionError, match="closed"):
             producer.publish({"n": 1}, routing_key=queue, retry=False)
-        producer.publish({"n": 2}, routing_key=queue, retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.1})
+        retry = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1}
+        producer.publish({"n": 2}, routing_key=queue, retry=True, retry_policy=retry)
         assert conn.default_channel.client.llen(queue) == 1
     finally:
         conn.default_channel.client.delete(queue)
